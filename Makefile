@@ -1,0 +1,33 @@
+# cchc: the README's commands. One build profile (release) everywhere, so CI builds DataFusion
+# once; the target folder is a persistent cache outside the clone (see .ci/run).
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/cchc-target
+CARGO ?= cargo
+BIN := $(CARGO_TARGET_DIR)/release/cchc
+
+.PHONY: help demo test check fmt clippy bench build
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build the release binary
+	$(CARGO) build --release --locked
+
+demo: build ## generate a synthetic province-quarter and ingest every day of it (local warehouse in .cchc/)
+	$(BIN) demo
+
+test: ## run every test (release profile)
+	$(CARGO) test --release --locked
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+clippy: ## lint
+	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+
+check: ## format check + clippy + tests
+	$(CARGO) fmt --all -- --check
+	$(MAKE) clippy
+	$(MAKE) test
+
+bench: build ## province-year ingest vs DuckDB loading the same files (wall time, peak memory)
+	bench/ingest.sh

@@ -1,0 +1,256 @@
+//! The command line. Each command returns a typed result; `main` only maps it to an exit code
+//! (0 success, 1 a target failed, 2 bad configuration or usage, 3 runtime failure).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config, Overrides};
+use crate::error::{Error, Result};
+use crate::run::{self, RunRecord};
+use crate::sql::OutputFormat;
+use crate::synth::{self, GenOptions};
+
+/// Key used by `cchc demo` only, on synthetic data; real runs must set CCHC_PII_KEY.
+pub const DEMO_PII_KEY: &str = "cchc-demo-key-not-for-real-data";
+
+#[derive(Parser, Debug)]
+#[command(name = "cchc", version, about = "Administrative-reform (CCHC) extracts → Parquet staging, checks and marts")]
+pub struct Cli {
+    /// Environment config file.
+    #[arg(long, global = true, env = "CCHC_CONFIG", default_value = config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Landing area (local path or file:// URL); overrides the config file.
+    #[arg(long, global = true, env = "CCHC_LANDING")]
+    pub landing: Option<String>,
+    /// Warehouse root (local path or file:// URL); overrides the config file.
+    #[arg(long, global = true, env = "CCHC_WAREHOUSE")]
+    pub warehouse: Option<String>,
+    /// units.csv (local path or file:// URL); overrides the config file.
+    #[arg(long, global = true, env = "CCHC_UNITS")]
+    pub units: Option<String>,
+    /// Only errors on stderr.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check the configuration and pipeline YAML; report every problem.
+    Validate,
+    /// Ingest one extract day of every source.
+    Run {
+        /// Extract day (YYYY-MM-DD).
+        #[arg(long)]
+        date: NaiveDate,
+    },
+    /// Ingest every extract day in a range (in parallel).
+    Backfill {
+        #[arg(long)]
+        from: NaiveDate,
+        #[arg(long)]
+        to: NaiveDate,
+    },
+    /// Run a SQL query over the staging tables (and `units`).
+    Sql {
+        query: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
+    /// Write a synthetic landing area.
+    Gen(GenArgs),
+    /// Generate a province-quarter of synthetic extracts and ingest every day of it.
+    Demo {
+        #[arg(long, default_value = "2022-01-01")]
+        from: NaiveDate,
+        #[arg(long, default_value = "2022-03-31")]
+        to: NaiveDate,
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 0.001)]
+        defects: f64,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct GenArgs {
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub from: NaiveDate,
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// 1.0 ≈ a province: ~1,100 dossiers received a working day, ~1.5 M versions a year.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Share of records to corrupt with the contract's defects (0 = a clean landing).
+    #[arg(long, default_value_t = 0.0)]
+    pub defects: f64,
+}
+
+fn overrides(cli: &Cli) -> Overrides {
+    Overrides { landing: cli.landing.clone(), warehouse: cli.warehouse.clone(), units: cli.units.clone() }
+}
+
+fn load(cli: &Cli) -> Result<Config> {
+    config::load(&cli.config, &overrides(cli))
+}
+
+fn init_tracing(cli: &Cli) {
+    let default = if cli.quiet { "error" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CCHC_LOG").unwrap_or_else(|_| default.into());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match cli.log_format {
+        LogFormat::Json => b.json().try_init(),
+        LogFormat::Text => b.try_init(),
+    };
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_tracing(&cli);
+    match dispatch(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn summary(r: &RunRecord) -> String {
+    let mut s = format!("{:<18} {:>10} {:>6} {:>10} {:>10} {:>11} {:>10}\n", "source", "day", "files", "read", "staged", "quarantined", "unreadable");
+    for d in &r.sources {
+        s.push_str(&format!(
+            "{:<18} {:>10} {:>6} {:>10} {:>10} {:>11} {:>10}{}\n",
+            d.source, d.extract_date.to_string(), d.files.len(), d.read, d.staged, d.quarantined, d.unreadable_files,
+            if d.present { "" } else { "  (no files)" }
+        ));
+    }
+    s
+}
+
+fn totals_line(r: &RunRecord) -> String {
+    let t = &r.totals;
+    format!(
+        "{} day(s), {} file(s), {:.1} MB: read {} = staged {} + quarantined {}; {} unreadable file(s); {:.2} s\nrun record: {}/runs/{}.json",
+        r.dates.len(), t.files, t.bytes as f64 / 1e6, t.read, t.staged, t.quarantined, t.unreadable_files,
+        r.duration_ms as f64 / 1000.0, r.warehouse.trim_end_matches('/'), r.run_id
+    )
+}
+
+fn days_between(from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>> {
+    if to < from {
+        return Err(Error::Usage(format!("--to {to} is before --from {from}")));
+    }
+    Ok(from.iter_days().take_while(|d| *d <= to).collect())
+}
+
+fn ingest(cli: &Cli, cfg: &Config, command: &str, dates: Vec<NaiveDate>, key: &[u8], per_day: bool) -> Result<u8> {
+    let (record, err) = run::run(cfg, command, dates, key);
+    if let Some(e) = err {
+        return Err(e);
+    }
+    if !cli.quiet {
+        if per_day {
+            print!("{}", summary(&record));
+        }
+        println!("{}", totals_line(&record));
+    }
+    Ok(0)
+}
+
+fn dispatch(cli: &Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Validate => {
+            let cfg = load(cli)?;
+            if !cli.quiet {
+                println!(
+                    "{}: ok ({} sources: {})",
+                    cli.config.display(),
+                    cfg.sources.len(),
+                    cfg.sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
+            Ok(0)
+        }
+        Command::Run { date } => {
+            let cfg = load(cli)?;
+            let key = run::pii_key(&cfg)?;
+            ingest(cli, &cfg, &format!("run --date {date}"), vec![*date], &key, true)
+        }
+        Command::Backfill { from, to } => {
+            let cfg = load(cli)?;
+            let key = run::pii_key(&cfg)?;
+            let dates = days_between(*from, *to)?;
+            ingest(cli, &cfg, &format!("backfill --from {from} --to {to}"), dates, &key, false)
+        }
+        Command::Sql { query, format } => {
+            let cfg = load(cli)?;
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+                .map_err(|e| Error::io("cannot start the runtime", e))?;
+            let units = run::read_units(&cfg.units, &rt).ok();
+            let out = rt.block_on(async {
+                let ctx = crate::sql::session(&cfg, units.as_ref()).await?;
+                crate::sql::query(&ctx, query, *format).await
+            })?;
+            println!("{}", out.trim_end());
+            Ok(0)
+        }
+        Command::Gen(a) => {
+            let o = GenOptions { out: a.out.clone(), from: a.from, to: a.to, scale: a.scale, seed: a.seed, defects: a.defects };
+            let s = synth::generate(&o)?;
+            if !cli.quiet {
+                println!("{}", gen_line(&o, &s));
+            }
+            Ok(0)
+        }
+        Command::Demo { from, to, scale, defects } => {
+            let cfg = load(cli)?;
+            let o = GenOptions { out: PathBuf::from(&cfg.landing), from: *from, to: *to, scale: *scale, seed: 42, defects: *defects };
+            let t0 = std::time::Instant::now();
+            let s = synth::generate(&o)?;
+            println!("generated in {:.2} s: {}", t0.elapsed().as_secs_f64(), gen_line(&o, &s));
+            let key = match run::pii_key(&cfg) {
+                Ok(k) => k,
+                Err(_) => {
+                    println!("note: {} is not set; the demo pseudonymises with its built-in key (synthetic data only)", cfg.pii_key_env);
+                    DEMO_PII_KEY.as_bytes().to_vec()
+                }
+            };
+            let code = ingest(cli, &cfg, "demo", days_between(*from, *to)?, &key, false)?;
+            println!("try: cargo run --release -- sql \"SELECT status, count(*) AS n FROM dossiers GROUP BY status ORDER BY status\"");
+            Ok(code)
+        }
+    }
+}
+
+fn gen_line(o: &GenOptions, s: &synth::GenSummary) -> String {
+    format!(
+        "{} day(s) into {}: {} dossiers in {} versions, {} documents in {} versions, {} signing events; {} files, {:.1} MB",
+        s.days, o.out.display(), s.dossiers, s.dossier_versions, s.documents, s.document_versions, s.signature_events,
+        s.files, s.bytes as f64 / 1e6
+    )
+}

@@ -1,0 +1,450 @@
+//! Configuration: raw YAML (`raw`) → validated, typed pipeline (`Pipeline`) → used by ingest.
+//!
+//! Validation is a separate step that returns *every* problem it finds: each YAML file's parse
+//! error (serde stops at the first one inside a file) plus every semantic problem across all files,
+//! each with a stable code, `file:line:column` and, for unknown names, a "did you mean".
+//!
+//! Codes: C001 unreadable file, C002 YAML syntax or shape (unknown key, wrong type),
+//! C003 unknown column type, C004 bad or missing format, C005 unknown column, C006 duplicate name,
+//! C007 bad name or pattern, C008 bad reference, C009 list without item fields.
+//!
+//! Precedence of runtime settings: built-in defaults < config file < environment < flags.
+
+pub mod raw;
+
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::{Location, Spanned};
+
+use crate::error::{Diagnostic, Error, Result};
+use raw::{RawColumn, RawEnv, RawFormat, RawPipeline, RawSource};
+
+/// Default config file of the embedded local environment.
+pub const DEFAULT_CONFIG: &str = "configs/local.yaml";
+/// Environment variable holding the pseudonymisation key, unless the config names another.
+pub const DEFAULT_PII_KEY_ENV: &str = "CCHC_PII_KEY";
+
+/// A validated source: one kind of file of one source system, landing in one staging table.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub system: String,
+    /// Staging table name, unique across pipelines.
+    pub name: String,
+    pub description: String,
+    pub pattern: FilePattern,
+    pub format: Format,
+    pub key: Vec<String>,
+    pub columns: Vec<Column>,
+    pub rules: Vec<Rule>,
+    /// The pipeline file that declared it.
+    pub file: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    DvcqgJson { service: String },
+    Csv,
+    Ndjson,
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub from: String,
+    pub kind: Kind,
+    pub required: bool,
+    pub nullable: bool,
+    pub pii: bool,
+    pub allowed: Option<Vec<String>>,
+    pub references_units: bool,
+    pub description: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Kind {
+    String,
+    Int,
+    Timestamp(TsFormat),
+    Date(DateFormat),
+    List(Vec<Column>),
+}
+
+/// Timestamp text formats of the extracts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsFormat {
+    /// `yyyyMMddHHmmss`, local time.
+    Compact,
+    /// `dd/MM/yyyy` or `dd/MM/yyyy HH:mm`, local time.
+    DayFirst,
+    /// RFC 3339 with an offset.
+    Rfc3339,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateFormat {
+    /// `dd/MM/yyyy`.
+    DayFirst,
+}
+
+/// "When `column` is one of `values`, at least one of `require_any` must be present."
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub column: usize,
+    pub values: Vec<String>,
+    pub require_any: Vec<usize>,
+    pub reason: String,
+}
+
+/// A file-name pattern with at most one `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePattern {
+    pub prefix: String,
+    pub suffix: Option<String>,
+}
+
+impl FilePattern {
+    pub fn matches(&self, name: &str) -> bool {
+        match &self.suffix {
+            None => name == self.prefix,
+            Some(s) => {
+                name.len() >= self.prefix.len() + s.len() && name.starts_with(&self.prefix) && name.ends_with(s.as_str())
+            }
+        }
+    }
+}
+
+/// The whole validated configuration of one environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub config_file: PathBuf,
+    pub landing: String,
+    pub warehouse: String,
+    pub units: String,
+    pub pii_key_env: String,
+    pub sources: Vec<Source>,
+}
+
+impl Config {
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+/// Runtime overrides (environment, then flags) applied over the config file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub landing: Option<String>,
+    pub warehouse: Option<String>,
+    pub units: Option<String>,
+}
+
+/// Collects diagnostics so validation can go on after the first problem.
+#[derive(Default)]
+pub struct Diagnostics {
+    pub items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn push(&mut self, code: &'static str, file: &str, loc: Option<Location>, message: impl Into<String>) {
+        let (line, column) = loc.map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        self.items.push(Diagnostic { code, file: file.to_string(), line, column, message: message.into() });
+    }
+    fn at<T>(&mut self, code: &'static str, file: &str, s: &Spanned<T>, message: impl Into<String>) {
+        self.push(code, file, Some(s.referenced), message);
+    }
+}
+
+/// "did you mean `x`?" for a misspelt name, when one candidate is close enough.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    let best = candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(&name.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d);
+    match best {
+        Some((_, c)) => format!("; did you mean `{c}`?"),
+        None => String::new(),
+    }
+}
+
+/// Parse one YAML file into `T`, turning a parse error into a located diagnostic.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, diags: &mut Diagnostics) -> Option<T> {
+    let file = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push("C001", &file, None, format!("cannot read: {e}"));
+            return None;
+        }
+    };
+    match serde_saphyr::from_str::<T>(&text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let loc = e.location();
+            let msg = yaml_message(&e);
+            diags.push("C002", &file, loc, msg);
+            None
+        }
+    }
+}
+
+/// The one-line message of a YAML error, with a did-you-mean for an unknown key.
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let full = e.to_string();
+    // The library's Display may append a source snippet; the first line is the message.
+    let first = full.lines().next().unwrap_or("").trim().to_string();
+    if let Some(rest) = first.split("unknown field `").nth(1) {
+        let unknown = rest.split('`').next().unwrap_or("");
+        let expected: Vec<&str> = rest.split('`').skip(1).filter(|s| !s.contains(',') && !s.trim().is_empty() && !s.contains("expected")).collect();
+        return format!("{first}{}", did_you_mean(unknown, expected));
+    }
+    first
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Resolve a path of a config file: URLs stay as they are, relative paths are relative to the
+/// config file's folder.
+fn resolve(base: &Path, value: &str) -> String {
+    if value.contains("://") || Path::new(value).is_absolute() {
+        value.to_string()
+    } else {
+        base.join(value).display().to_string()
+    }
+}
+
+/// Load and validate the configuration: the environment file, then every pipeline it names.
+pub fn load(config_file: &Path, overrides: &Overrides) -> Result<Config> {
+    let mut diags = Diagnostics::default();
+    let cfg = load_collecting(config_file, overrides, &mut diags);
+    match cfg {
+        Some(c) if diags.items.is_empty() => Ok(c),
+        _ => Err(Error::Config(diags.items)),
+    }
+}
+
+fn load_collecting(config_file: &Path, overrides: &Overrides, diags: &mut Diagnostics) -> Option<Config> {
+    let env: RawEnv = parse_yaml(config_file, diags)?;
+    let base = config_file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let file = config_file.display().to_string();
+    let pipelines_dir = base.join(env.pipelines.as_ref().map(|s| s.value.as_str()).unwrap_or("../pipelines"));
+    let landing = overrides
+        .landing
+        .clone()
+        .or_else(|| env.landing.as_ref().map(|s| resolve(&base, &s.value)))
+        .unwrap_or_else(|| resolve(&base, "../.cchc/landing"));
+    let warehouse = overrides
+        .warehouse
+        .clone()
+        .or_else(|| env.warehouse.as_ref().map(|s| resolve(&base, &s.value)))
+        .unwrap_or_else(|| resolve(&base, "../.cchc/warehouse"));
+    let units = overrides
+        .units
+        .clone()
+        .or_else(|| env.units.as_ref().map(|s| resolve(&base, &s.value)))
+        .unwrap_or_else(|| format!("{}/reference/units.csv", landing.trim_end_matches('/')));
+    let pii_key_env = env.pii_key_env.as_ref().map(|s| s.value.clone()).unwrap_or_else(|| DEFAULT_PII_KEY_ENV.into());
+    if let Some(k) = &env.pii_key_env {
+        if k.value.is_empty() || !k.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            diags.at("C007", &file, k, format!("`{}` is not an environment variable name", k.value));
+        }
+    }
+
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&pipelines_dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect(),
+        Err(e) => {
+            let loc = env.pipelines.as_ref().map(|s| s.referenced);
+            diags.push("C001", &file, loc, format!("cannot read pipeline folder {}: {e}", pipelines_dir.display()));
+            Vec::new()
+        }
+    };
+    files.sort();
+    let mut sources = Vec::new();
+    let mut seen_systems: Vec<String> = Vec::new();
+    for path in &files {
+        let Some(p) = parse_yaml::<RawPipeline>(path, diags) else { continue };
+        let pfile = path.display().to_string();
+        if !is_identifier(&p.system.value) {
+            diags.at("C007", &pfile, &p.system, format!("system `{}` must be a lower-case identifier (it names a landing folder)", p.system.value));
+        }
+        if seen_systems.contains(&p.system.value) {
+            diags.at("C006", &pfile, &p.system, format!("system `{}` is declared by another pipeline file too", p.system.value));
+        }
+        seen_systems.push(p.system.value.clone());
+        for s in p.sources {
+            if let Some(src) = validate_source(&p.system.value, s, &pfile, diags) {
+                if sources.iter().any(|o: &Source| o.name == src.name) {
+                    diags.push("C006", &pfile, None, format!("source `{}` is declared twice; source names are table names and must be unique", src.name));
+                }
+                sources.push(src);
+            }
+        }
+    }
+    if files.is_empty() && diags.items.is_empty() {
+        diags.push("C001", &file, None, format!("no pipeline YAML in {}", pipelines_dir.display()));
+    }
+    Some(Config { config_file: config_file.to_path_buf(), landing, warehouse, units, pii_key_env, sources })
+}
+
+/// Reserved staging column names added by ingest.
+pub const META_COLUMNS: [&str; 3] = ["extract_date", "source_file", "source_position"];
+
+fn validate_source(system: &str, s: RawSource, file: &str, diags: &mut Diagnostics) -> Option<Source> {
+    let before = diags.items.len();
+    if !is_identifier(&s.name.value) {
+        diags.at("C007", file, &s.name, format!("source name `{}` must be a lower-case identifier (it names a table)", s.name.value));
+    }
+    let pattern = parse_pattern(&s.files.value);
+    if pattern.is_none() {
+        diags.at("C007", file, &s.files, format!("file pattern `{}` must be a file name with at most one `*` and no `/`", s.files.value));
+    }
+    let columns = validate_columns(&s.columns, file, diags);
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    let find = |n: &Spanned<String>, diags: &mut Diagnostics, what: &str| -> Option<usize> {
+        let pos = names.iter().position(|c| *c == n.value);
+        if pos.is_none() {
+            diags.at("C005", file, n, format!("{what} `{}` is not a column of source `{}`{}", n.value, s.name.value, did_you_mean(&n.value, names.iter().copied())));
+        }
+        pos
+    };
+    if s.key.is_empty() {
+        diags.at("C005", file, &s.name, "a source needs a key (the column(s) that identify an entity)");
+    }
+    let key: Vec<String> = s.key.iter().filter_map(|k| find(k, diags, "key column").map(|_| k.value.clone())).collect();
+    let mut rules = Vec::new();
+    for r in &s.rules {
+        let col = find(&r.when.column, diags, "rule column");
+        let req: Vec<Option<usize>> = r.require_any.iter().map(|c| find(c, diags, "rule column")).collect();
+        if let (Some(col), true) = (col, req.iter().all(Option::is_some)) {
+            rules.push(Rule {
+                column: col,
+                values: r.when.values.iter().map(|v| crate::ingest::text::nfc(v)).collect(),
+                require_any: req.into_iter().flatten().collect(),
+                reason: r.reason.clone(),
+            });
+        }
+    }
+    let format = match s.format {
+        RawFormat::DvcqgJson { service } => Format::DvcqgJson { service },
+        RawFormat::Csv => Format::Csv,
+        RawFormat::Ndjson => Format::Ndjson,
+    };
+    if diags.items.len() > before {
+        return None;
+    }
+    Some(Source {
+        system: system.to_string(),
+        name: s.name.value,
+        description: s.description.unwrap_or_default(),
+        pattern: pattern?,
+        format,
+        key,
+        columns,
+        rules,
+        file: file.to_string(),
+    })
+}
+
+fn parse_pattern(p: &str) -> Option<FilePattern> {
+    if p.is_empty() || p.contains('/') || p.contains('\\') || p == "." || p == ".." || p.matches('*').count() > 1 {
+        return None;
+    }
+    Some(match p.split_once('*') {
+        Some((a, b)) => FilePattern { prefix: a.to_string(), suffix: Some(b.to_string()) },
+        None => FilePattern { prefix: p.to_string(), suffix: None },
+    })
+}
+
+const TYPES: [&str; 5] = ["string", "int", "timestamp", "date", "list"];
+const TS_FORMATS: [&str; 3] = ["yyyyMMddHHmmss", "dd/MM/yyyy[ HH:mm]", "rfc3339"];
+const DATE_FORMATS: [&str; 1] = ["dd/MM/yyyy"];
+
+fn validate_columns(cols: &[RawColumn], file: &str, diags: &mut Diagnostics) -> Vec<Column> {
+    let mut out: Vec<Column> = Vec::new();
+    for c in cols {
+        if !is_identifier(&c.name.value) {
+            diags.at("C007", file, &c.name, format!("column name `{}` must be a lower-case identifier", c.name.value));
+        }
+        if META_COLUMNS.contains(&c.name.value.as_str()) {
+            diags.at("C006", file, &c.name, format!("column name `{}` is reserved for ingest metadata", c.name.value));
+        }
+        if out.iter().any(|o| o.name == c.name.value) {
+            diags.at("C006", file, &c.name, format!("column `{}` is declared twice", c.name.value));
+        }
+        let fmt = c.format.as_ref();
+        let kind = match c.ty.value.as_str() {
+            "string" => Some(Kind::String),
+            "int" => Some(Kind::Int),
+            "timestamp" => match fmt.map(|f| f.value.as_str()) {
+                Some("yyyyMMddHHmmss") => Some(Kind::Timestamp(TsFormat::Compact)),
+                Some("dd/MM/yyyy[ HH:mm]") => Some(Kind::Timestamp(TsFormat::DayFirst)),
+                Some("rfc3339") => Some(Kind::Timestamp(TsFormat::Rfc3339)),
+                other => {
+                    bad_format(diags, file, c, other, &TS_FORMATS);
+                    None
+                }
+            },
+            "date" => match fmt.map(|f| f.value.as_str()) {
+                Some("dd/MM/yyyy") => Some(Kind::Date(DateFormat::DayFirst)),
+                other => {
+                    bad_format(diags, file, c, other, &DATE_FORMATS);
+                    None
+                }
+            },
+            "list" => match &c.fields {
+                Some(f) if !f.is_empty() => Some(Kind::List(validate_columns(f, file, diags))),
+                _ => {
+                    diags.at("C009", file, &c.ty, format!("list column `{}` needs `fields` (its item fields)", c.name.value));
+                    None
+                }
+            },
+            other => {
+                diags.at("C003", file, &c.ty, format!("unknown column type `{other}`{} (types: {})", did_you_mean(other, TYPES), TYPES.join(", ")));
+                None
+            }
+        };
+        if c.fields.is_some() && c.ty.value != "list" {
+            diags.at("C009", file, &c.ty, format!("`fields` is only for list columns; `{}` is a {}", c.name.value, c.ty.value));
+        }
+        if fmt.is_some() && !matches!(c.ty.value.as_str(), "timestamp" | "date") {
+            let f = fmt.unwrap();
+            diags.at("C004", file, f, format!("`format` is only for timestamp and date columns; `{}` is a {}", c.name.value, c.ty.value));
+        }
+        let references_units = match &c.references {
+            None => false,
+            Some(r) if r.value == "units" => true,
+            Some(r) => {
+                diags.at("C008", file, r, format!("unknown reference `{}`{} (known: units)", r.value, did_you_mean(&r.value, ["units"])));
+                false
+            }
+        };
+        if let Some(kind) = kind {
+            out.push(Column {
+                name: c.name.value.clone(),
+                from: crate::ingest::text::nfc(&c.from.value),
+                kind,
+                required: c.required,
+                nullable: c.nullable,
+                pii: c.pii,
+                allowed: c.allowed.as_ref().map(|v| v.iter().map(|s| crate::ingest::text::nfc(s)).collect()),
+                references_units,
+                description: c.description.clone().unwrap_or_default(),
+            });
+        }
+    }
+    out
+}
+
+fn bad_format(diags: &mut Diagnostics, file: &str, c: &RawColumn, got: Option<&str>, known: &[&str]) {
+    match (got, c.format.as_ref()) {
+        (Some(g), Some(f)) => diags.at("C004", file, f, format!("unknown {} format `{g}`{} (formats: {})", c.ty.value, did_you_mean(g, known.iter().copied()), known.join(", "))),
+        _ => diags.at("C004", file, &c.ty, format!("{} column `{}` needs a `format` (one of: {})", c.ty.value, c.name.value, known.join(", "))),
+    }
+}

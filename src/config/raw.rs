@@ -1,0 +1,110 @@
+//! Raw configuration as written in YAML: nothing here is trusted yet. `deny_unknown_fields`
+//! everywhere; locations are kept (`Spanned`) wherever a later semantic check may point.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// `configs/<env>.yaml`: where things are for one environment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnv {
+    /// Folder of pipeline YAML files, relative to this file.
+    pub pipelines: Option<Spanned<String>>,
+    /// Landing area: local path (relative to this file) or URL.
+    pub landing: Option<Spanned<String>>,
+    /// Warehouse root: local path (relative to this file) or URL.
+    pub warehouse: Option<Spanned<String>>,
+    /// units.csv; default `<landing>/reference/units.csv`.
+    pub units: Option<Spanned<String>>,
+    /// Name of the environment variable that holds the pseudonymisation key.
+    pub pii_key_env: Option<Spanned<String>>,
+}
+
+/// `pipelines/<system>.yaml`: the sources of one source system.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    /// Folder name of the system in the landing area (`one_stop`, `ioffice`, …).
+    pub system: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub sources: Vec<RawSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// File-name pattern inside a day folder, one `*` wildcard at most: `hoso_*.json`.
+    pub files: Spanned<String>,
+    pub format: RawFormat,
+    /// Staging column(s) identifying an entity; its versions share the key.
+    pub key: Vec<Spanned<String>>,
+    pub columns: Vec<RawColumn>,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawFormat {
+    /// `{"service": "...", "data": [ {record}, … ]}` (the national portal's envelope).
+    DvcqgJson { service: String },
+    /// CSV with a header row, optional byte-order mark, RFC 4180 quoting.
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawColumn {
+    /// Staging column name (snake_case English).
+    pub name: Spanned<String>,
+    /// Field name in the extract (JSON key or CSV header), as the system spells it.
+    pub from: Spanned<String>,
+    #[serde(rename = "type")]
+    pub ty: Spanned<String>,
+    /// Text format of a timestamp or date.
+    #[serde(default)]
+    pub format: Option<Spanned<String>>,
+    /// Missing or empty makes the record bad.
+    #[serde(default)]
+    pub required: bool,
+    /// JSON `null` is accepted (as an absent value) instead of making the record bad.
+    #[serde(default)]
+    pub nullable: bool,
+    /// Personal data: replaced by a keyed HMAC at ingest.
+    #[serde(default)]
+    pub pii: bool,
+    /// Allowed values (after NFC); any other non-empty value makes the record bad.
+    #[serde(default)]
+    pub allowed: Option<Vec<String>>,
+    /// `units`: the value must be a unit code of units.csv.
+    #[serde(default)]
+    pub references: Option<Spanned<String>>,
+    /// Item fields of a `list` column (a JSON array of objects).
+    #[serde(default)]
+    pub fields: Option<Vec<RawColumn>>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub when: RawWhen,
+    /// At least one of these columns must be present.
+    pub require_any: Vec<Spanned<String>>,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWhen {
+    pub column: Spanned<String>,
+    #[serde(rename = "in")]
+    pub values: Vec<String>,
+}

@@ -1,0 +1,406 @@
+//! From field values to typed Arrow columns, applying the contract's record rules. A record is
+//! either fully converted and appended, or rejected with a reason (and nothing appended).
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, Date32Builder, Int64Builder, ListArray, RecordBatch, StringBuilder, StructArray,
+    TimestampMicrosecondBuilder,
+};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+
+use super::text::{nfc_cow, Pseudonymiser};
+use super::value::Val;
+use crate::config::{Column, DateFormat, Kind, Source, TsFormat};
+
+/// Time zone of every local timestamp in the extracts.
+pub const TZ: &str = "Asia/Ho_Chi_Minh";
+
+pub fn arrow_type(kind: &Kind) -> DataType {
+    match kind {
+        Kind::String => DataType::Utf8,
+        Kind::Int => DataType::Int64,
+        Kind::Timestamp(_) => DataType::Timestamp(TimeUnit::Microsecond, Some(TZ.into())),
+        Kind::Date(_) => DataType::Date32,
+        Kind::List(fields) => DataType::List(Arc::new(Field::new("item", DataType::Struct(struct_fields(fields)), true))),
+    }
+}
+
+fn struct_fields(cols: &[Column]) -> Fields {
+    cols.iter().map(|c| Field::new(&c.name, arrow_type(&c.kind), true)).collect()
+}
+
+/// The staging schema of a source: its declared columns, then the ingest metadata.
+pub fn staging_schema(source: &Source) -> SchemaRef {
+    let mut fields: Vec<Field> =
+        source.columns.iter().map(|c| Field::new(&c.name, arrow_type(&c.kind), !c.required)).collect();
+    fields.push(Field::new("extract_date", DataType::Date32, false));
+    fields.push(Field::new("source_file", DataType::Utf8, false));
+    fields.push(Field::new("source_position", DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// A converted value, before it is appended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Typed<'a> {
+    Null,
+    Str(Cow<'a, str>),
+    Int(i64),
+    Micros(i64),
+    Date(i32),
+    List(Vec<Vec<Typed<'a>>>),
+}
+
+/// What a conversion needs besides the column: the unit codes and the pseudonymiser.
+pub struct Context<'c> {
+    pub units: &'c HashSet<String>,
+    pub pii: &'c Pseudonymiser,
+}
+
+fn days_from_ce(d: NaiveDate) -> i32 {
+    use chrono::Datelike;
+    d.num_days_from_ce() - 719_163
+}
+
+fn local_micros(dt: NaiveDateTime) -> Option<i64> {
+    chrono_tz::Asia::Ho_Chi_Minh.from_local_datetime(&dt).single().map(|t| t.timestamp_micros())
+}
+
+fn digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn num(s: &str) -> u32 {
+    s.bytes().fold(0, |a, b| a * 10 + (b - b'0') as u32)
+}
+
+/// `yyyyMMddHHmmss`, local time.
+pub fn parse_compact(s: &str) -> Option<i64> {
+    if s.len() != 14 || !digits(s) {
+        return None;
+    }
+    let d = NaiveDate::from_ymd_opt(num(&s[0..4]) as i32, num(&s[4..6]), num(&s[6..8]))?;
+    let t = NaiveTime::from_hms_opt(num(&s[8..10]), num(&s[10..12]), num(&s[12..14]))?;
+    local_micros(d.and_time(t))
+}
+
+/// `dd/MM/yyyy`.
+pub fn parse_day_first_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if s.len() != 10 || b[2] != b'/' || b[5] != b'/' || !digits(&s[0..2]) || !digits(&s[3..5]) || !digits(&s[6..10]) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(num(&s[6..10]) as i32, num(&s[3..5]), num(&s[0..2]))
+}
+
+/// `dd/MM/yyyy` or `dd/MM/yyyy HH:mm`, local time.
+pub fn parse_day_first(s: &str) -> Option<i64> {
+    let (d, t) = match s.len() {
+        10 => (parse_day_first_date(s)?, NaiveTime::MIN),
+        16 if s.as_bytes()[10] == b' ' && s.as_bytes()[13] == b':' && digits(&s[11..13]) && digits(&s[14..16]) => {
+            (parse_day_first_date(&s[..10])?, NaiveTime::from_hms_opt(num(&s[11..13]), num(&s[14..16]), 0)?)
+        }
+        _ => return None,
+    };
+    local_micros(d.and_time(t))
+}
+
+/// RFC 3339 with an offset (`Z` counts as one).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros())
+}
+
+fn format_name(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Timestamp(TsFormat::Compact) => "yyyyMMddHHmmss",
+        Kind::Timestamp(TsFormat::DayFirst) => "dd/MM/yyyy or dd/MM/yyyy HH:mm",
+        Kind::Timestamp(TsFormat::Rfc3339) => "RFC 3339 with an offset",
+        Kind::Date(DateFormat::DayFirst) => "dd/MM/yyyy",
+        Kind::Int => "an integer",
+        _ => "",
+    }
+}
+
+/// Convert one field. `Err` is the reason that makes the record bad.
+pub fn convert<'a>(col: &Column, v: Option<&Val<'a>>, ctx: &Context) -> Result<Typed<'a>, String> {
+    let missing = |what: &str| -> Result<Typed<'a>, String> {
+        if col.required {
+            Err(format!("required field `{}` is {what}", col.from))
+        } else {
+            Ok(Typed::Null)
+        }
+    };
+    let s: &Cow<'a, str> = match v {
+        None => return missing("missing"),
+        Some(Val::Str(s)) if s.is_empty() => return missing("empty"),
+        Some(Val::Null) if col.nullable && !col.required => return Ok(Typed::Null),
+        Some(Val::Int(i)) if matches!(col.kind, Kind::Int) => return Ok(Typed::Int(*i)),
+        Some(Val::Arr(items)) if matches!(col.kind, Kind::List(_)) => {
+            let Kind::List(fields) = &col.kind else { unreachable!() };
+            return convert_list(col, fields, items, ctx);
+        }
+        Some(Val::Str(s)) => s,
+        Some(other) => {
+            let expected = match col.kind {
+                Kind::List(_) => "an array of objects",
+                Kind::Int => "an integer or a string of digits",
+                _ => "a string",
+            };
+            return Err(format!("field `{}` is {}, expected {expected}", col.from, other.kind()));
+        }
+    };
+    if matches!(col.kind, Kind::List(_)) {
+        return Err(format!("field `{}` is a string, expected an array of objects", col.from));
+    }
+    let text: Cow<'a, str> = match s {
+        Cow::Borrowed(b) => nfc_cow(b),
+        Cow::Owned(o) => Cow::Owned(nfc_cow(o).into_owned()),
+    };
+    let bad_value = || format!("field `{}` = `{}` is not {}", col.from, text, format_name(&col.kind));
+    match &col.kind {
+        Kind::String => {
+            if let Some(allowed) = &col.allowed {
+                if !allowed.iter().any(|a| a == text.as_ref()) {
+                    return Err(format!("field `{}` = `{}` is not one of {}", col.from, text, allowed.join(", ")));
+                }
+            }
+            if col.references_units && !ctx.units.contains(text.as_ref()) {
+                return Err(format!("field `{}` = `{}` is not a unit code of units.csv", col.from, text));
+            }
+            if col.pii {
+                return Ok(Typed::Str(Cow::Owned(ctx.pii.token(&text))));
+            }
+            Ok(Typed::Str(text))
+        }
+        Kind::Int => {
+            if digits(&text) {
+                text.parse::<i64>().map(Typed::Int).map_err(|_| bad_value())
+            } else {
+                Err(bad_value())
+            }
+        }
+        Kind::Timestamp(f) => {
+            let micros = match f {
+                TsFormat::Compact => parse_compact(&text),
+                TsFormat::DayFirst => parse_day_first(&text),
+                TsFormat::Rfc3339 => parse_rfc3339(&text),
+            };
+            micros.map(Typed::Micros).ok_or_else(bad_value)
+        }
+        Kind::Date(DateFormat::DayFirst) => {
+            parse_day_first_date(&text).map(|d| Typed::Date(days_from_ce(d))).ok_or_else(bad_value)
+        }
+        Kind::List(_) => unreachable!(),
+    }
+}
+
+fn convert_list<'a>(col: &Column, fields: &[Column], items: &[Val<'a>], ctx: &Context) -> Result<Typed<'a>, String> {
+    let mut out = Vec::with_capacity(items.len());
+    for (n, item) in items.iter().enumerate() {
+        let Val::Obj(pairs) = item else {
+            return Err(format!("field `{}` item {} is {}, expected an object", col.from, n + 1, item.kind()));
+        };
+        if let Some((k, v)) = pairs.iter().find(|(_, v)| !matches!(v, Val::Str(_))) {
+            return Err(format!("field `{}` item {}: `{k}` is {}, expected a string", col.from, n + 1, v.kind()));
+        }
+        let mut row = Vec::with_capacity(fields.len());
+        for f in fields {
+            let v = pairs.iter().rev().find(|(k, _)| k.as_ref() == f.from).map(|(_, v)| v);
+            row.push(convert(f, v, ctx).map_err(|e| format!("field `{}` item {}: {e}", col.from, n + 1))?);
+        }
+        out.push(row);
+    }
+    Ok(Typed::List(out))
+}
+
+/// Column buffers of one staging batch.
+enum ColBuf {
+    Str(StringBuilder),
+    Int(Int64Builder),
+    Ts(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
+    List { offsets: Vec<i32>, valid: Vec<bool>, children: Vec<ColBuf>, fields: Fields },
+}
+
+impl ColBuf {
+    fn new(kind: &Kind) -> Self {
+        match kind {
+            Kind::String => ColBuf::Str(StringBuilder::new()),
+            Kind::Int => ColBuf::Int(Int64Builder::new()),
+            Kind::Timestamp(_) => ColBuf::Ts(TimestampMicrosecondBuilder::new().with_timezone(TZ)),
+            Kind::Date(_) => ColBuf::Date(Date32Builder::new()),
+            Kind::List(cols) => ColBuf::List {
+                offsets: vec![0],
+                valid: Vec::new(),
+                children: cols.iter().map(|c| ColBuf::new(&c.kind)).collect(),
+                fields: struct_fields(cols),
+            },
+        }
+    }
+
+    fn push(&mut self, v: &Typed) {
+        match (self, v) {
+            (ColBuf::Str(b), Typed::Str(s)) => b.append_value(s),
+            (ColBuf::Str(b), _) => b.append_null(),
+            (ColBuf::Int(b), Typed::Int(i)) => b.append_value(*i),
+            (ColBuf::Int(b), _) => b.append_null(),
+            (ColBuf::Ts(b), Typed::Micros(t)) => b.append_value(*t),
+            (ColBuf::Ts(b), _) => b.append_null(),
+            (ColBuf::Date(b), Typed::Date(d)) => b.append_value(*d),
+            (ColBuf::Date(b), _) => b.append_null(),
+            (ColBuf::List { offsets, valid, children, .. }, v) => {
+                let last = *offsets.last().unwrap();
+                match v {
+                    Typed::List(rows) => {
+                        for row in rows {
+                            for (c, x) in children.iter_mut().zip(row) {
+                                c.push(x);
+                            }
+                        }
+                        offsets.push(last + rows.len() as i32);
+                        valid.push(true);
+                    }
+                    _ => {
+                        offsets.push(last);
+                        valid.push(false);
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColBuf::Str(b) => Arc::new(b.finish()),
+            ColBuf::Int(b) => Arc::new(b.finish()),
+            ColBuf::Ts(b) => Arc::new(b.finish()),
+            ColBuf::Date(b) => Arc::new(b.finish()),
+            ColBuf::List { offsets, valid, children, fields } => {
+                let arrays: Vec<ArrayRef> = children.iter_mut().map(|c| c.finish()).collect();
+                let len = *offsets.last().unwrap() as usize;
+                let values = if fields.is_empty() {
+                    StructArray::new_empty_fields(len, None)
+                } else {
+                    StructArray::new(fields.clone(), arrays, None)
+                };
+                let item = Arc::new(Field::new("item", DataType::Struct(fields.clone()), true));
+                let offs = OffsetBuffer::new(std::mem::replace(offsets, vec![0]).into());
+                let nulls = NullBuffer::from(std::mem::take(valid));
+                Arc::new(ListArray::new(item, offs, Arc::new(values), Some(nulls)))
+            }
+        }
+    }
+}
+
+/// Builds the staging batch of one source and day.
+pub struct Typer<'s> {
+    source: &'s Source,
+    schema: SchemaRef,
+    cols: Vec<ColBuf>,
+    extract_date: Date32Builder,
+    file: StringBuilder,
+    position: Int64Builder,
+}
+
+impl<'s> Typer<'s> {
+    pub fn new(source: &'s Source) -> Self {
+        Self {
+            source,
+            schema: staging_schema(source),
+            cols: source.columns.iter().map(|c| ColBuf::new(&c.kind)).collect(),
+            extract_date: Date32Builder::new(),
+            file: StringBuilder::new(),
+            position: Int64Builder::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.position.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Convert and append one record, or return why it is bad (nothing is appended then).
+    pub fn push(
+        &mut self,
+        slots: &[Option<Val<'_>>],
+        ctx: &Context,
+        extract_day: i32,
+        file: &str,
+        position: i64,
+    ) -> Result<(), String> {
+        let mut typed: Vec<Typed> = Vec::with_capacity(slots.len());
+        for (col, v) in self.source.columns.iter().zip(slots) {
+            typed.push(convert(col, v.as_ref(), ctx)?);
+        }
+        for rule in &self.source.rules {
+            if let Typed::Str(v) = &typed[rule.column] {
+                if rule.values.iter().any(|x| x == v.as_ref())
+                    && rule.require_any.iter().all(|&i| typed[i] == Typed::Null)
+                {
+                    return Err(rule.reason.clone());
+                }
+            }
+        }
+        for (b, t) in self.cols.iter_mut().zip(&typed) {
+            b.push(t);
+        }
+        self.extract_date.append_value(extract_day);
+        self.file.append_value(file);
+        self.position.append_value(position);
+        Ok(())
+    }
+
+    pub fn finish(&mut self) -> arrow::error::Result<RecordBatch> {
+        let mut arrays: Vec<ArrayRef> = self.cols.iter_mut().map(|c| c.finish()).collect();
+        arrays.push(Arc::new(self.extract_date.finish()));
+        arrays.push(Arc::new(self.file.finish()));
+        arrays.push(Arc::new(self.position.finish()));
+        RecordBatch::try_new(self.schema.clone(), arrays)
+    }
+}
+
+pub fn date_to_days(d: NaiveDate) -> i32 {
+    days_from_ce(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_dates_reject_impossible_days() {
+        assert!(parse_compact("20220228235959").is_some());
+        assert!(parse_compact("20220231000000").is_none());
+        assert!(parse_compact("2022022800000").is_none());
+        assert!(parse_compact("20220228240000").is_none());
+    }
+
+    #[test]
+    fn compact_is_local_time() {
+        // 2022-03-01 07:00 in Hanoi/Ho Chi Minh City is 00:00 UTC.
+        assert_eq!(parse_compact("20220301070000"), Some(1_646_092_800_000_000));
+    }
+
+    #[test]
+    fn day_first_with_and_without_time() {
+        assert_eq!(parse_day_first("01/03/2022 07:00"), Some(1_646_092_800_000_000));
+        assert_eq!(parse_day_first("01/03/2022"), Some(1_646_092_800_000_000 - 7 * 3600 * 1_000_000));
+        assert!(parse_day_first("31/02/2022").is_none());
+        assert!(parse_day_first("2022-03-01").is_none());
+        assert!(parse_day_first("01/03/2022 7:00").is_none());
+    }
+
+    #[test]
+    fn rfc3339_needs_an_offset() {
+        assert!(parse_rfc3339("2022-03-01T00:00:00Z").is_some());
+        assert!(parse_rfc3339("2022-03-01T07:00:00+07:00").is_some());
+        assert!(parse_rfc3339("2022-03-01T07:00:00").is_none());
+    }
+}

@@ -1,0 +1,143 @@
+//! A JSON value that borrows its strings from the input, and a schema-driven visitor that parses a
+//! record object straight into the slots of the declared fields, skipping unknown ones. This keeps
+//! the typed-parse speed (no `serde_json::Value` tree) while still seeing a number or a `null`
+//! where a string belongs, which makes a record bad instead of failing the whole file.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val<'a> {
+    Str(Cow<'a, str>),
+    Null,
+    Bool,
+    Int(i64),
+    Float,
+    Obj(Vec<(Cow<'a, str>, Val<'a>)>),
+    Arr(Vec<Val<'a>>),
+}
+
+impl Val<'_> {
+    /// What the value is, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Val::Str(_) => "a string",
+            Val::Null => "null",
+            Val::Bool => "a boolean",
+            Val::Int(_) | Val::Float => "a number",
+            Val::Obj(_) => "an object",
+            Val::Arr(_) => "an array",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Val<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValVisitor)
+    }
+}
+
+struct ValVisitor;
+
+impl<'de> Visitor<'de> for ValVisitor {
+    type Value = Val<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Val::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Val::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Val::Str(Cow::Owned(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Val::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Val::Null)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Val::Bool)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Val::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(i64::try_from(v).map(Val::Int).unwrap_or(Val::Float))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Val::Float)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut v = Vec::new();
+        while let Some(x) = seq.next_element()? {
+            v.push(x);
+        }
+        Ok(Val::Arr(v))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut v = Vec::new();
+        while let Some((k, x)) = map.next_entry::<Cow<'de, str>, Val<'de>>()? {
+            v.push((k, x));
+        }
+        Ok(Val::Obj(v))
+    }
+}
+
+/// Maps a field name of the extract to its slot.
+pub type FieldIndex = HashMap<String, usize>;
+
+/// Parses one record object into `slots` (one per declared field; absent fields stay `None`).
+pub struct RecordSeed<'s, 'de> {
+    pub index: &'s FieldIndex,
+    pub slots: &'s mut [Option<Val<'de>>],
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match self.index.get(key.as_ref()) {
+                Some(&i) => self.slots[i] = Some(map.next_value()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parse `text` as one record object into `slots`; `Err` is the reason the record is bad.
+pub fn parse_record<'de>(text: &'de str, index: &FieldIndex, slots: &mut [Option<Val<'de>>]) -> Result<(), String> {
+    slots.iter_mut().for_each(|s| *s = None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    RecordSeed { index, slots }
+        .deserialize(&mut de)
+        .and_then(|_| de.end())
+        .map_err(|e| {
+            let msg = e.to_string();
+            if msg.starts_with("invalid type") {
+                "record is not a JSON object".to_string()
+            } else {
+                format!("invalid JSON: {msg}")
+            }
+        })
+}

@@ -1,0 +1,110 @@
+//! Every read and write of the landing area and the warehouse goes through `object_store`, so a
+//! local folder and an S3-compatible bucket are the same code path. A location is a local path
+//! (absolute or relative to the working directory) or a URL (`file://…`; `s3://…` once the build
+//! enables that store).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::error::{Error, Result};
+
+/// A store and the prefix inside it that a location names.
+#[derive(Clone, Debug)]
+pub struct Location {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+    /// As the user wrote it, for messages.
+    pub display: String,
+    /// `file:///abs/path/` or the URL: what DataFusion needs to register tables.
+    pub url: url::Url,
+}
+
+impl Location {
+    /// Open a location; a local folder is created when `create` is set.
+    pub fn open(location: &str, create: bool) -> Result<Self> {
+        let is_url = location.contains("://");
+        if is_url && !location.starts_with("file://") {
+            let scheme = location.split("://").next().unwrap_or("");
+            return Err(Error::Usage(format!(
+                "`{location}`: the `{scheme}://` store is not built into this binary yet; use a local path or file:// URL"
+            )));
+        }
+        let path = if is_url {
+            url::Url::parse(location)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .ok_or_else(|| Error::Usage(format!("`{location}` is not a valid file:// URL")))?
+        } else {
+            std::path::PathBuf::from(location)
+        };
+        if create {
+            std::fs::create_dir_all(&path).map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+        }
+        let abs = std::path::absolute(&path).map_err(|e| Error::io(format!("bad path {}", path.display()), e))?;
+        if !abs.is_dir() {
+            return Err(Error::io(
+                format!("{location}"),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder"),
+            ));
+        }
+        let store = LocalFileSystem::new_with_prefix(&abs)?;
+        let url = url::Url::from_directory_path(&abs)
+            .map_err(|_| Error::Internal(format!("cannot make a URL of {}", abs.display())))?;
+        Ok(Self { store: Arc::new(store), prefix: Path::default(), display: location.to_string(), url })
+    }
+
+    pub fn path(&self, rel: &str) -> Path {
+        let mut p = self.prefix.clone();
+        for part in rel.split('/').filter(|s| !s.is_empty()) {
+            p = p.clone().join(part);
+        }
+        p
+    }
+
+    /// URL of a folder below this location, with a trailing slash.
+    pub fn url_of(&self, rel: &str) -> String {
+        format!("{}{}/", self.url, rel.trim_matches('/'))
+    }
+
+    /// Objects directly or indirectly below `rel`, sorted by path.
+    pub async fn list(&self, rel: &str) -> Result<Vec<ObjectMeta>> {
+        let p = self.path(rel);
+        let mut v: Vec<ObjectMeta> = match self.store.list(Some(&p)).try_collect().await {
+            Ok(v) => v,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(Error::io(format!("cannot list {}/{rel}", self.display), e)),
+        };
+        v.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
+        Ok(v)
+    }
+
+    pub async fn get(&self, path: &Path) -> Result<Bytes> {
+        let r = self.store.get(path).await.map_err(|e| Error::io(format!("cannot read {}/{path}", self.display), e))?;
+        r.bytes().await.map_err(|e| Error::io(format!("cannot read {}/{path}", self.display), e))
+    }
+
+    pub async fn put(&self, path: &Path, data: Bytes) -> Result<()> {
+        self.store
+            .put(path, PutPayload::from_bytes(data))
+            .await
+            .map_err(|e| Error::io(format!("cannot write {}/{path}", self.display), e))?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, path: &Path) -> Result<()> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::io(format!("cannot delete {}/{path}", self.display), e)),
+        }
+    }
+}
+
+/// The last segment of an object path.
+pub fn file_name(p: &Path) -> &str {
+    p.filename().unwrap_or("")
+}

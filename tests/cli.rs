@@ -1,0 +1,96 @@
+//! CLI snapshots: arguments, exit code, stdout and stderr. Each test runs the binary in a copy of
+//! the project's configs and pipelines in a temporary folder, so every path is relative and stable.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use insta_cmd::{assert_cmd_snapshot, get_cargo_bin};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&common::repo().join("configs"), &dir.path().join("configs"));
+    copy_dir(&common::repo().join("pipelines"), &dir.path().join("pipelines"));
+    dir
+}
+
+fn cchc(dir: &Path) -> Command {
+    let mut c = Command::new(get_cargo_bin("cchc"));
+    c.current_dir(dir);
+    for v in ["CCHC_PII_KEY", "CCHC_CONFIG", "CCHC_LANDING", "CCHC_WAREHOUSE", "CCHC_UNITS", "CCHC_LOG"] {
+        c.env_remove(v);
+    }
+    c
+}
+
+#[test]
+fn validate_ok() {
+    let p = project();
+    assert_cmd_snapshot!(cchc(p.path()).arg("validate"));
+}
+
+#[test]
+fn validate_reports_problems_with_exit_2() {
+    let p = project();
+    std::fs::copy(
+        common::repo().join("tests/fixtures/invalid/unknown_names.yaml"),
+        p.path().join("pipelines/one_stop.yaml"),
+    )
+    .unwrap();
+    assert_cmd_snapshot!(cchc(p.path()).arg("validate"));
+}
+
+#[test]
+fn run_without_a_key_is_a_usage_error() {
+    let p = project();
+    assert_cmd_snapshot!(cchc(p.path()).args(["run", "--date", "2022-03-01"]));
+}
+
+#[test]
+fn run_on_a_missing_landing_is_a_runtime_failure() {
+    let p = project();
+    assert_cmd_snapshot!(cchc(p.path()).args(["run", "--date", "2022-03-01"]).env("CCHC_PII_KEY", "0123456789abcdef0123"));
+}
+
+#[test]
+fn bad_date_is_a_usage_error() {
+    let p = project();
+    assert_cmd_snapshot!(cchc(p.path()).args(["run", "--date", "2022-02-30"]));
+}
+
+#[test]
+fn gen_run_then_sql() {
+    let p = project();
+    assert_cmd_snapshot!(cchc(p.path()).args([
+        "gen", "--out", ".cchc/landing", "--from", "2022-03-01", "--to", "2022-03-02", "--scale", "0.01", "--seed", "1"
+    ]));
+    let out = cchc(p.path())
+        .args(["run", "--date", "2022-03-02", "--quiet"])
+        .env("CCHC_PII_KEY", "0123456789abcdef0123")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "--quiet prints nothing");
+    assert_cmd_snapshot!(cchc(p.path()).args([
+        "sql",
+        "SELECT extract_date, status, count(*) AS n FROM dossiers GROUP BY 1, 2 ORDER BY 1, 2"
+    ]));
+    assert_cmd_snapshot!(cchc(p.path()).args([
+        "sql",
+        "--format",
+        "csv",
+        "SELECT tier, count(*) AS n FROM units GROUP BY tier ORDER BY tier"
+    ]));
+    // Quarantine is not exposed.
+    let out = cchc(p.path()).args(["sql", "SELECT * FROM quarantine"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
