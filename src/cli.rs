@@ -133,6 +133,11 @@ pub fn main() -> ExitCode {
     init_tracing(&cli);
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code),
+        Err(e @ Error::Config(_)) => {
+            // Each diagnostic line already says `error[code]`.
+            eprintln!("{e}");
+            ExitCode::from(e.exit_code())
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())

@@ -75,7 +75,10 @@ pub fn pii_key(cfg: &Config) -> Result<Vec<u8>> {
 
 /// Open the landing area, the warehouse and the units seed of a config.
 pub fn open_env(cfg: &Config, rt: &tokio::runtime::Runtime, key: &[u8], run_id: &str) -> Result<Env> {
-    let landing = Location::open(&cfg.landing, false)?;
+    let landing = Location::open(&cfg.landing, false).map_err(|e| match e {
+        Error::Io { context, source } => Error::Io { context: format!("landing area {context}"), source },
+        e => e,
+    })?;
     let warehouse = Location::open(&cfg.warehouse, true)?;
     let units = read_units(&cfg.units, rt)?;
     Ok(Env { landing, warehouse, units, pii: Pseudonymiser::new(key), run_id: run_id.to_string(), rt: rt.handle().clone() })

@@ -78,6 +78,10 @@ const COMMUNE_WORDS: [&str; 12] =
 const SURNAMES: [&str; 10] = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Phan", "Vũ", "Đặng", "Bùi", "Đỗ"];
 const MIDDLE: [&str; 6] = ["Văn", "Thị", "Đức", "Hữu", "Minh", "Ngọc"];
 const GIVEN: [&str; 12] = ["Ánh", "Bình", "Cường", "Dũng", "Hà", "Hương", "Khánh", "Lan", "Long", "Nga", "Phương", "Tuấn"];
+/// Officials' given names: a pool apart from applicants', so a signer's name (public, in
+/// iOffice) never equals an applicant's (pseudonymised), and a scan for clear applicant data in
+/// staging is exact.
+const OFFICIAL_GIVEN: [&str; 6] = ["Quang Hải", "Đình Thắng", "Xuân Trường", "Thanh Tùng", "Hồng Sơn", "Bá Thịnh"];
 const SECTORS: [(&str, &str); 8] = [
     ("G01", "Hộ tịch"), ("G02", "Đất đai"), ("G03", "Xây dựng"), ("G04", "Đăng ký kinh doanh"),
     ("G05", "Lao động"), ("G06", "Y tế"), ("G07", "Giáo dục"), ("G08", "Giao thông"),
@@ -150,6 +154,10 @@ fn person(rng: &mut ChaCha8Rng) -> String {
         GIVEN[rng.random_range(0..12)]
     );
     if rng.random_bool(0.05) { n.nfd().collect() } else { n }
+}
+
+fn official(rng: &mut ChaCha8Rng) -> String {
+    format!("{} {}", SURNAMES[rng.random_range(0..10)], OFFICIAL_GIVEN[rng.random_range(0..6)])
 }
 
 fn json_str(out: &mut String, s: &str) {
@@ -651,8 +659,8 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
     let mut serial = 0u64;
     let mut event_serial = 0u64;
     let missing_day = (o.defects > 0.0).then(|| o.from + Duration::days(((o.to - o.from).num_days() / 3).max(0)));
+    let mut pending_events: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
     for day in days(o) {
-        let mut events: Vec<String> = Vec::new();
         for _ in 0..daily_volume(600.0 * o.scale, day, &mut rng) {
             serial += 1;
             let outgoing = rng.random_bool(0.45);
@@ -677,7 +685,7 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
                 process_due: None,
                 completed: None,
                 urgency: ["Thường", "Thường", "Thường", "Khẩn", "Thượng khẩn", "Hỏa tốc"][rng.random_range(0..6)],
-                signer: person(&mut rng),
+                signer: official(&mut rng),
                 electronic: rng.random_bool(0.85),
             };
             let mut vdays = vec![day];
@@ -732,10 +740,7 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
                             _ => s.replacen("\"sig_type\":\"", "\"sig_type\":1,\"x\":\"", 1),
                         };
                     }
-                    let sign_day = d.issued.unwrap().date();
-                    if sign_day == day {
-                        events.push(s);
-                    }
+                    pending_events.entry(signing.date()).or_default().push(s);
                 }
             } else {
                 d.arrived = Some(t);
@@ -758,6 +763,7 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
             sum.documents += 1;
         }
         let todays = pending.remove(&day).unwrap_or_default();
+        let events = pending_events.remove(&day).unwrap_or_default();
         if missing_day == Some(day) {
             continue;
         }

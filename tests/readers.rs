@@ -99,7 +99,13 @@ fn unreadable_files_are_quarantined_whole_and_the_others_still_load() {
     let h = Harness::new();
     let good = envelope("DongBoHoSoMC", &[dossier("G1", json!({})), dossier("G2", json!({}))]);
     h.file("one_stop", D, "hoso_1.json", &good);
-    h.file("one_stop", D, "hoso_2.json", &good[..good.len() / 2]); // truncated
+    let mut cut = good.len() / 2;
+    while !good.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    h.file("one_stop", D, "hoso_2.json", &good[..cut]); // truncated
+    let mid_char = good.find('ễ').unwrap() + 1;
+    h.file("one_stop", D, "hoso_8.json", &good.as_bytes()[..mid_char]); // cut inside a character
     h.file("one_stop", D, "hoso_3.json", ""); // 0 bytes
     h.file("one_stop", D, "hoso_4.json", " \n\t "); // white space only
     h.file("one_stop", D, "hoso_5.json", "<html>502</html>"); // not JSON
@@ -108,10 +114,10 @@ fn unreadable_files_are_quarantined_whole_and_the_others_still_load() {
     h.file("one_stop", D, "other.json", "ignored: does not match hoso_*.json");
     let r = h.run(&[D]);
     let s = r.sources.iter().find(|s| s.source == "dossiers").unwrap();
-    assert_eq!((s.read, s.staged, s.quarantined, s.unreadable_files), (2, 2, 0, 6));
-    assert_eq!(s.files.len(), 7);
+    assert_eq!((s.read, s.staged, s.quarantined, s.unreadable_files), (2, 2, 0, 7));
+    assert_eq!(s.files.len(), 8);
     let q = h.quarantine("dossiers");
-    assert_eq!(q.len(), 6);
+    assert_eq!(q.len(), 7);
     assert!(q.iter().all(|x| x.1.is_none()), "whole-file entries have no position");
     let by_file: Vec<(&str, &str)> = q.iter().map(|x| (x.0.as_str(), x.2.as_str())).collect();
     assert!(by_file[0].0 == "hoso_2.json" && by_file[0].1.starts_with("invalid JSON: EOF"), "{by_file:?}");
@@ -120,6 +126,8 @@ fn unreadable_files_are_quarantined_whole_and_the_others_still_load() {
     assert!(by_file[3].1.starts_with("invalid JSON"));
     assert_eq!(by_file[4], ("hoso_6.json", "the envelope has no `data` array"));
     assert_eq!(by_file[5], ("hoso_7.json", "envelope service is `LayThuTuc`, expected `DongBoHoSoMC`"));
+    assert_eq!(by_file[6].0, "hoso_8.json");
+    assert!(by_file[6].1.starts_with("truncated: the file ends inside a UTF-8 character"), "{}", by_file[6].1);
     let f = &s.files[0];
     assert_eq!(f.sha256.len(), 64);
     assert!(f.unreadable.is_none());

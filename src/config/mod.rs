@@ -169,7 +169,7 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
 
 /// Parse one YAML file into `T`, turning a parse error into a located diagnostic.
 pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, diags: &mut Diagnostics) -> Option<T> {
-    let file = path.display().to_string();
+    let file = clean_path(path).display().to_string();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -188,17 +188,42 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, diags: &mut Diagn
     }
 }
 
-/// The one-line message of a YAML error, with a did-you-mean for an unknown key.
+/// The one-line message of a YAML error, without the location the diagnostic already carries,
+/// and with a did-you-mean for an unknown key.
 fn yaml_message(e: &serde_saphyr::Error) -> String {
     let full = e.to_string();
     // The library's Display may append a source snippet; the first line is the message.
-    let first = full.lines().next().unwrap_or("").trim().to_string();
-    if let Some(rest) = first.split("unknown field `").nth(1) {
-        let unknown = rest.split('`').next().unwrap_or("");
-        let expected: Vec<&str> = rest.split('`').skip(1).filter(|s| !s.contains(',') && !s.trim().is_empty() && !s.contains("expected")).collect();
-        return format!("{first}{}", did_you_mean(unknown, expected));
+    let mut msg = full.lines().next().unwrap_or("").trim();
+    msg = msg.strip_prefix("error: ").unwrap_or(msg);
+    if msg.starts_with("line ") {
+        if let Some((_, rest)) = msg.split_once(": ") {
+            msg = rest;
+        }
     }
-    first
+    if let Some(rest) = msg.strip_prefix("unknown field `").or_else(|| msg.strip_prefix("unknown variant `")) {
+        if let Some((unknown, tail)) = rest.split_once('`') {
+            let expected = tail.split_once("expected one of ").map(|x| x.1).unwrap_or("");
+            let candidates = expected.split(',').map(|c| c.trim().trim_matches('`'));
+            return format!("{msg}{}", did_you_mean(unknown, candidates));
+        }
+    }
+    msg.to_string()
+}
+
+/// `a/b/../c` → `a/c`, for messages (no file-system access).
+pub fn clean_path(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -213,7 +238,7 @@ fn resolve(base: &Path, value: &str) -> String {
     if value.contains("://") || Path::new(value).is_absolute() {
         value.to_string()
     } else {
-        base.join(value).display().to_string()
+        clean_path(&base.join(value)).display().to_string()
     }
 }
 
@@ -230,8 +255,8 @@ pub fn load(config_file: &Path, overrides: &Overrides) -> Result<Config> {
 fn load_collecting(config_file: &Path, overrides: &Overrides, diags: &mut Diagnostics) -> Option<Config> {
     let env: RawEnv = parse_yaml(config_file, diags)?;
     let base = config_file.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let file = config_file.display().to_string();
-    let pipelines_dir = base.join(env.pipelines.as_ref().map(|s| s.value.as_str()).unwrap_or("../pipelines"));
+    let file = clean_path(config_file).display().to_string();
+    let pipelines_dir = clean_path(&base.join(env.pipelines.as_ref().map(|s| s.value.as_str()).unwrap_or("../pipelines")));
     let landing = overrides
         .landing
         .clone()
@@ -270,7 +295,7 @@ fn load_collecting(config_file: &Path, overrides: &Overrides, diags: &mut Diagno
     let mut seen_systems: Vec<String> = Vec::new();
     for path in &files {
         let Some(p) = parse_yaml::<RawPipeline>(path, diags) else { continue };
-        let pfile = path.display().to_string();
+        let pfile = clean_path(path).display().to_string();
         if !is_identifier(&p.system.value) {
             diags.at("C007", &pfile, &p.system, format!("system `{}` must be a lower-case identifier (it names a landing folder)", p.system.value));
         }
@@ -306,7 +331,8 @@ fn validate_source(system: &str, s: RawSource, file: &str, diags: &mut Diagnosti
         diags.at("C007", file, &s.files, format!("file pattern `{}` must be a file name with at most one `*` and no `/`", s.files.value));
     }
     let columns = validate_columns(&s.columns, file, diags);
-    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    // Names as declared (a column whose type is wrong is still a column, reported once).
+    let names: Vec<&str> = s.columns.iter().map(|c| c.name.value.as_str()).collect();
     let find = |n: &Spanned<String>, diags: &mut Diagnostics, what: &str| -> Option<usize> {
         let pos = names.iter().position(|c| *c == n.value);
         if pos.is_none() {
