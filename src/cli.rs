@@ -17,7 +17,11 @@ use crate::synth::{self, GenOptions};
 pub const DEMO_PII_KEY: &str = "cchc-demo-key-not-for-real-data";
 
 #[derive(Parser, Debug)]
-#[command(name = "cchc", version, about = "Administrative-reform (CCHC) extracts → Parquet staging, checks and marts")]
+#[command(
+    name = "cchc",
+    version,
+    about = "Administrative-reform (CCHC) extracts → Parquet staging, checks and marts"
+)]
 pub struct Cli {
     /// Environment config file.
     #[arg(long, global = true, env = "CCHC_CONFIG", default_value = config::DEFAULT_CONFIG)]
@@ -104,7 +108,11 @@ pub struct GenArgs {
 }
 
 fn overrides(cli: &Cli) -> Overrides {
-    Overrides { landing: cli.landing.clone(), warehouse: cli.warehouse.clone(), units: cli.units.clone() }
+    Overrides {
+        landing: cli.landing.clone(),
+        warehouse: cli.warehouse.clone(),
+        units: cli.units.clone(),
+    }
 }
 
 fn load(cli: &Cli) -> Result<Config> {
@@ -113,8 +121,11 @@ fn load(cli: &Cli) -> Result<Config> {
 
 fn init_tracing(cli: &Cli) {
     let default = if cli.quiet { "error" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CCHC_LOG").unwrap_or_else(|_| default.into());
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CCHC_LOG").unwrap_or_else(|_| default.into());
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match cli.log_format {
         LogFormat::Json => b.json().try_init(),
         LogFormat::Text => b.try_init(),
@@ -146,11 +157,20 @@ pub fn main() -> ExitCode {
 }
 
 fn summary(r: &RunRecord) -> String {
-    let mut s = format!("{:<18} {:>10} {:>6} {:>10} {:>10} {:>11} {:>10}\n", "source", "day", "files", "read", "staged", "quarantined", "unreadable");
+    let mut s = format!(
+        "{:<18} {:>10} {:>6} {:>10} {:>10} {:>11} {:>10}\n",
+        "source", "day", "files", "read", "staged", "quarantined", "unreadable"
+    );
     for d in &r.sources {
         s.push_str(&format!(
             "{:<18} {:>10} {:>6} {:>10} {:>10} {:>11} {:>10}{}\n",
-            d.source, d.extract_date.to_string(), d.files.len(), d.read, d.staged, d.quarantined, d.unreadable_files,
+            d.source,
+            d.extract_date.to_string(),
+            d.files.len(),
+            d.read,
+            d.staged,
+            d.quarantined,
+            d.unreadable_files,
             if d.present { "" } else { "  (no files)" }
         ));
     }
@@ -173,7 +193,14 @@ fn days_between(from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>> {
     Ok(from.iter_days().take_while(|d| *d <= to).collect())
 }
 
-fn ingest(cli: &Cli, cfg: &Config, command: &str, dates: Vec<NaiveDate>, key: &[u8], per_day: bool) -> Result<u8> {
+fn ingest(
+    cli: &Cli,
+    cfg: &Config,
+    command: &str,
+    dates: Vec<NaiveDate>,
+    key: &[u8],
+    per_day: bool,
+) -> Result<u8> {
     let (record, err) = run::run(cfg, command, dates, key);
     if let Some(e) = err {
         return Err(e);
@@ -196,7 +223,11 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                     "{}: ok ({} sources: {})",
                     cli.config.display(),
                     cfg.sources.len(),
-                    cfg.sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                    cfg.sources
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
             Ok(0)
@@ -204,17 +235,34 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Run { date } => {
             let cfg = load(cli)?;
             let key = run::pii_key(&cfg)?;
-            ingest(cli, &cfg, &format!("run --date {date}"), vec![*date], &key, true)
+            ingest(
+                cli,
+                &cfg,
+                &format!("run --date {date}"),
+                vec![*date],
+                &key,
+                true,
+            )
         }
         Command::Backfill { from, to } => {
             let cfg = load(cli)?;
             let key = run::pii_key(&cfg)?;
             let dates = days_between(*from, *to)?;
-            ingest(cli, &cfg, &format!("backfill --from {from} --to {to}"), dates, &key, false)
+            ingest(
+                cli,
+                &cfg,
+                &format!("backfill --from {from} --to {to}"),
+                dates,
+                &key,
+                false,
+            )
         }
         Command::Sql { query, format } => {
             let cfg = load(cli)?;
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
                 .map_err(|e| Error::io("cannot start the runtime", e))?;
             let units = run::read_units(&cfg.units, &rt).ok();
             let out = rt.block_on(async {
@@ -225,19 +273,42 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Gen(a) => {
-            let o = GenOptions { out: a.out.clone(), from: a.from, to: a.to, scale: a.scale, seed: a.seed, defects: a.defects };
+            let o = GenOptions {
+                out: a.out.clone(),
+                from: a.from,
+                to: a.to,
+                scale: a.scale,
+                seed: a.seed,
+                defects: a.defects,
+            };
             let s = synth::generate(&o)?;
             if !cli.quiet {
                 println!("{}", gen_line(&o, &s));
             }
             Ok(0)
         }
-        Command::Demo { from, to, scale, defects } => {
+        Command::Demo {
+            from,
+            to,
+            scale,
+            defects,
+        } => {
             let cfg = load(cli)?;
-            let o = GenOptions { out: PathBuf::from(&cfg.landing), from: *from, to: *to, scale: *scale, seed: 42, defects: *defects };
+            let o = GenOptions {
+                out: PathBuf::from(&cfg.landing),
+                from: *from,
+                to: *to,
+                scale: *scale,
+                seed: 42,
+                defects: *defects,
+            };
             let t0 = std::time::Instant::now();
             let s = synth::generate(&o)?;
-            println!("generated in {:.2} s: {}", t0.elapsed().as_secs_f64(), gen_line(&o, &s));
+            println!(
+                "generated in {:.2} s: {}",
+                t0.elapsed().as_secs_f64(),
+                gen_line(&o, &s)
+            );
             let key = match run::pii_key(&cfg) {
                 Ok(k) => k,
                 Err(_) => {

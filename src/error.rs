@@ -19,7 +19,11 @@ pub struct Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line > 0 {
-            write!(f, "{}:{}:{}: error[{}]: {}", self.file, self.line, self.column, self.code, self.message)
+            write!(
+                f,
+                "{}:{}:{}: error[{}]: {}",
+                self.file, self.line, self.column, self.code, self.message
+            )
         } else {
             write!(f, "{}: error[{}]: {}", self.file, self.code, self.message)
         }
@@ -66,8 +70,14 @@ fn render_diagnostics(d: &[Diagnostic]) -> String {
 }
 
 impl Error {
-    pub fn io(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Error::Io { context: context.into(), source: Box::new(source) }
+    pub fn io(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Io {
+            context: context.into(),
+            source: Box::new(source),
+        }
     }
 
     /// Exit code of the process for this error (DESIGN.md, "Exit codes").

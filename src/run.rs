@@ -58,7 +58,11 @@ impl Totals {
 /// A new run id: UTC time to the millisecond plus the process id, sortable and unique enough
 /// for one warehouse (two concurrent runs are refused by the lock of the scheduling work).
 pub fn new_run_id() -> String {
-    format!("{}-{}", Utc::now().format("%Y%m%dT%H%M%S%3fZ"), std::process::id())
+    format!(
+        "{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%3fZ"),
+        std::process::id()
+    )
 }
 
 /// The pseudonymisation key from the environment variable the config names.
@@ -74,14 +78,29 @@ pub fn pii_key(cfg: &Config) -> Result<Vec<u8>> {
 }
 
 /// Open the landing area, the warehouse and the units seed of a config.
-pub fn open_env(cfg: &Config, rt: &tokio::runtime::Runtime, key: &[u8], run_id: &str) -> Result<Env> {
+pub fn open_env(
+    cfg: &Config,
+    rt: &tokio::runtime::Runtime,
+    key: &[u8],
+    run_id: &str,
+) -> Result<Env> {
     let landing = Location::open(&cfg.landing, false).map_err(|e| match e {
-        Error::Io { context, source } => Error::Io { context: format!("landing area {context}"), source },
+        Error::Io { context, source } => Error::Io {
+            context: format!("landing area {context}"),
+            source,
+        },
         e => e,
     })?;
     let warehouse = Location::open(&cfg.warehouse, true)?;
     let units = read_units(&cfg.units, rt)?;
-    Ok(Env { landing, warehouse, units, pii: Pseudonymiser::new(key), run_id: run_id.to_string(), rt: rt.handle().clone() })
+    Ok(Env {
+        landing,
+        warehouse,
+        units,
+        pii: Pseudonymiser::new(key),
+        run_id: run_id.to_string(),
+        rt: rt.handle().clone(),
+    })
 }
 
 /// Read units.csv from a local path or URL.
@@ -90,27 +109,47 @@ pub fn read_units(path: &str, rt: &tokio::runtime::Runtime) -> Result<Units> {
         Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
         None => (".", path),
     };
-    let loc = Location::open(dir, false).map_err(|e| Error::Usage(format!("units seed {path}: {e}")))?;
+    let loc =
+        Location::open(dir, false).map_err(|e| Error::Usage(format!("units seed {path}: {e}")))?;
     let bytes = rt.block_on(loc.get(&loc.path(name)))?;
     Units::parse(&bytes, path)
 }
 
 /// Ingest every source for every day in `dates`; the per-source-day reports in (day, source) order.
 pub fn ingest_days(cfg: &Config, env: &Env, dates: &[NaiveDate]) -> Result<Vec<SourceDay>> {
-    let tasks: Vec<(NaiveDate, usize)> =
-        dates.iter().flat_map(|d| (0..cfg.sources.len()).map(move |s| (*d, s))).collect();
-    tasks.par_iter().map(|(d, s)| ingest::ingest_source_day(env, &cfg.sources[*s], *d)).collect()
+    let tasks: Vec<(NaiveDate, usize)> = dates
+        .iter()
+        .flat_map(|d| (0..cfg.sources.len()).map(move |s| (*d, s)))
+        .collect();
+    tasks
+        .par_iter()
+        .map(|(d, s)| ingest::ingest_source_day(env, &cfg.sources[*s], *d))
+        .collect()
 }
 
 /// Run the ingest of `dates` and write the run record; returns the record (also on failure, with
 /// the error filled in) and the error, if any.
-pub fn run(cfg: &Config, command: &str, dates: Vec<NaiveDate>, key: &[u8]) -> (RunRecord, Option<Error>) {
+pub fn run(
+    cfg: &Config,
+    command: &str,
+    dates: Vec<NaiveDate>,
+    key: &[u8],
+) -> (RunRecord, Option<Error>) {
     let started = Utc::now();
     let t0 = Instant::now();
     let run_id = new_run_id();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
-        Err(e) => return (empty_record(cfg, command, &run_id, dates), Some(Error::io("cannot start the I/O runtime", e))),
+        Err(e) => {
+            return (
+                empty_record(cfg, command, &run_id, dates),
+                Some(Error::io("cannot start the I/O runtime", e)),
+            )
+        }
     };
     let mut record = empty_record(cfg, command, &run_id, dates);
     let res = open_env(cfg, &rt, key, &run_id).and_then(|env| {
@@ -161,7 +200,10 @@ fn empty_record(cfg: &Config, command: &str, run_id: &str, dates: Vec<NaiveDate>
 
 fn write_record(wh: &Location, record: &RunRecord, rt: &tokio::runtime::Runtime) -> Result<()> {
     let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Internal(e.to_string()))?;
-    rt.block_on(wh.put(&wh.path(&format!("runs/{}.json", record.run_id)), json.into()))
+    rt.block_on(wh.put(
+        &wh.path(&format!("runs/{}.json", record.run_id)),
+        json.into(),
+    ))
 }
 
 /// Serialize dates as `YYYY-MM-DD` (chrono's own serde feature would rebuild the whole

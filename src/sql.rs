@@ -6,7 +6,9 @@ use std::sync::Arc;
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -18,34 +20,51 @@ use crate::storage::Location;
 
 /// A session with the warehouse's tables registered.
 pub async fn session(cfg: &Config, units: Option<&Units>) -> Result<SessionContext> {
-    let config = SessionConfig::new().with_target_partitions(2).with_information_schema(true);
+    let config = SessionConfig::new()
+        .with_target_partitions(2)
+        .with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
     let wh = Location::open(&cfg.warehouse, true)?;
     for source in &cfg.sources {
         let rel = format!("staging/{}", source.name);
         // Listing a folder that does not exist yet fails on a local store; an empty one is fine.
-        if let Ok(p) = wh.url.join(&rel).map(|u| u.to_file_path()) {
-            if let Ok(p) = p {
-                std::fs::create_dir_all(&p).map_err(|e| Error::io(format!("cannot create {}", p.display()), e))?;
-            }
+        if let Ok(Ok(p)) = wh.url.join(&rel).map(|u| u.to_file_path()) {
+            std::fs::create_dir_all(&p)
+                .map_err(|e| Error::io(format!("cannot create {}", p.display()), e))?;
         }
         let url = ListingTableUrl::parse(wh.url_of(&rel))?;
-        let opts = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let table_cfg = ListingTableConfig::new(url).with_listing_options(opts).with_schema(staging_schema(source));
-        ctx.register_table(source.name.as_str(), Arc::new(ListingTable::try_new(table_cfg)?))?;
+        let opts =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let table_cfg = ListingTableConfig::new(url)
+            .with_listing_options(opts)
+            .with_schema(staging_schema(source));
+        ctx.register_table(
+            source.name.as_str(),
+            Arc::new(ListingTable::try_new(table_cfg)?),
+        )?;
     }
     if let Some(units) = units {
         let schema = Arc::new(Schema::new(
-            ["unit_code", "unit_name", "tier", "parent_code"].map(|n| Field::new(n, DataType::Utf8, false)).to_vec(),
+            ["unit_code", "unit_name", "tier", "parent_code"]
+                .map(|n| Field::new(n, DataType::Utf8, false))
+                .to_vec(),
         ));
         let col = |f: fn(&crate::ingest::units::Unit) -> &str| -> Arc<StringArray> {
             Arc::new(StringArray::from_iter_values(units.rows.iter().map(f)))
         };
         let batch = RecordBatch::try_new(
             schema.clone(),
-            vec![col(|u| &u.unit_code), col(|u| &u.unit_name), col(|u| &u.tier), col(|u| &u.parent_code)],
+            vec![
+                col(|u| &u.unit_code),
+                col(|u| &u.unit_name),
+                col(|u| &u.tier),
+                col(|u| &u.parent_code),
+            ],
         )?;
-        ctx.register_table("units", Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+        ctx.register_table(
+            "units",
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+        )?;
     }
     Ok(ctx)
 }
@@ -70,7 +89,9 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
         OutputFormat::Csv => {
             let mut buf = Vec::new();
             {
-                let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut buf);
                 for b in batches {
                     w.write(b)?;
                 }

@@ -43,19 +43,26 @@ impl Location {
             std::path::PathBuf::from(location)
         };
         if create {
-            std::fs::create_dir_all(&path).map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+            std::fs::create_dir_all(&path)
+                .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
         }
-        let abs = std::path::absolute(&path).map_err(|e| Error::io(format!("bad path {}", path.display()), e))?;
+        let abs = std::path::absolute(&path)
+            .map_err(|e| Error::io(format!("bad path {}", path.display()), e))?;
         if !abs.is_dir() {
             return Err(Error::io(
-                format!("{location}"),
+                location.to_string(),
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder"),
             ));
         }
         let store = LocalFileSystem::new_with_prefix(&abs)?;
         let url = url::Url::from_directory_path(&abs)
             .map_err(|_| Error::Internal(format!("cannot make a URL of {}", abs.display())))?;
-        Ok(Self { store: Arc::new(store), prefix: Path::default(), display: location.to_string(), url })
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: Path::default(),
+            display: location.to_string(),
+            url,
+        })
     }
 
     pub fn path(&self, rel: &str) -> Path {
@@ -84,8 +91,14 @@ impl Location {
     }
 
     pub async fn get(&self, path: &Path) -> Result<Bytes> {
-        let r = self.store.get(path).await.map_err(|e| Error::io(format!("cannot read {}/{path}", self.display), e))?;
-        r.bytes().await.map_err(|e| Error::io(format!("cannot read {}/{path}", self.display), e))
+        let r = self
+            .store
+            .get(path)
+            .await
+            .map_err(|e| Error::io(format!("cannot read {}/{path}", self.display), e))?;
+        r.bytes()
+            .await
+            .map_err(|e| Error::io(format!("cannot read {}/{path}", self.display), e))
     }
 
     pub async fn put(&self, path: &Path, data: Bytes) -> Result<()> {
@@ -99,7 +112,10 @@ impl Location {
     pub async fn delete(&self, path: &Path) -> Result<()> {
         match self.store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(Error::io(format!("cannot delete {}/{path}", self.display), e)),
+            Err(e) => Err(Error::io(
+                format!("cannot delete {}/{path}", self.display),
+                e,
+            )),
         }
     }
 }

@@ -61,36 +61,97 @@ impl std::ops::AddAssign for GenSummary {
 }
 
 const DEPARTMENTS: [&str; 20] = [
-    "Sở Tư pháp", "Sở Kế hoạch và Đầu tư", "Sở Tài chính", "Sở Công Thương", "Sở Nông nghiệp và Phát triển nông thôn",
-    "Sở Giao thông vận tải", "Sở Xây dựng", "Sở Tài nguyên và Môi trường", "Sở Thông tin và Truyền thông",
-    "Sở Lao động - Thương binh và Xã hội", "Sở Văn hóa và Thể thao", "Sở Khoa học và Công nghệ",
-    "Sở Giáo dục và Đào tạo", "Sở Y tế", "Sở Nội vụ", "Sở Ngoại vụ", "Sở Du lịch", "Ban Dân tộc",
-    "Ban Quản lý Khu kinh tế Đông Nam", "Thanh tra tỉnh",
+    "Sở Tư pháp",
+    "Sở Kế hoạch và Đầu tư",
+    "Sở Tài chính",
+    "Sở Công Thương",
+    "Sở Nông nghiệp và Phát triển nông thôn",
+    "Sở Giao thông vận tải",
+    "Sở Xây dựng",
+    "Sở Tài nguyên và Môi trường",
+    "Sở Thông tin và Truyền thông",
+    "Sở Lao động - Thương binh và Xã hội",
+    "Sở Văn hóa và Thể thao",
+    "Sở Khoa học và Công nghệ",
+    "Sở Giáo dục và Đào tạo",
+    "Sở Y tế",
+    "Sở Nội vụ",
+    "Sở Ngoại vụ",
+    "Sở Du lịch",
+    "Ban Dân tộc",
+    "Ban Quản lý Khu kinh tế Đông Nam",
+    "Thanh tra tỉnh",
 ];
 const DISTRICTS: [&str; 21] = [
-    "Thành phố Vinh", "Thị xã Cửa Lò", "Thị xã Thái Hòa", "Thị xã Hoàng Mai", "Huyện Quỳnh Lưu", "Huyện Diễn Châu",
-    "Huyện Yên Thành", "Huyện Nghi Lộc", "Huyện Hưng Nguyên", "Huyện Nam Đàn", "Huyện Thanh Chương",
-    "Huyện Đô Lương", "Huyện Anh Sơn", "Huyện Con Cuông", "Huyện Tương Dương", "Huyện Kỳ Sơn", "Huyện Quế Phong",
-    "Huyện Quỳ Châu", "Huyện Quỳ Hợp", "Huyện Nghĩa Đàn", "Huyện Tân Kỳ",
+    "Thành phố Vinh",
+    "Thị xã Cửa Lò",
+    "Thị xã Thái Hòa",
+    "Thị xã Hoàng Mai",
+    "Huyện Quỳnh Lưu",
+    "Huyện Diễn Châu",
+    "Huyện Yên Thành",
+    "Huyện Nghi Lộc",
+    "Huyện Hưng Nguyên",
+    "Huyện Nam Đàn",
+    "Huyện Thanh Chương",
+    "Huyện Đô Lương",
+    "Huyện Anh Sơn",
+    "Huyện Con Cuông",
+    "Huyện Tương Dương",
+    "Huyện Kỳ Sơn",
+    "Huyện Quế Phong",
+    "Huyện Quỳ Châu",
+    "Huyện Quỳ Hợp",
+    "Huyện Nghĩa Đàn",
+    "Huyện Tân Kỳ",
 ];
-const COMMUNE_WORDS: [&str; 12] =
-    ["Hưng", "Phúc", "Thịnh", "Lộc", "Sơn", "Thành", "Đông", "Tây", "Nam", "Bắc", "Trung", "Hòa"];
-const SURNAMES: [&str; 10] = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Phan", "Vũ", "Đặng", "Bùi", "Đỗ"];
+const COMMUNE_WORDS: [&str; 12] = [
+    "Hưng", "Phúc", "Thịnh", "Lộc", "Sơn", "Thành", "Đông", "Tây", "Nam", "Bắc", "Trung", "Hòa",
+];
+const SURNAMES: [&str; 10] = [
+    "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Phan", "Vũ", "Đặng", "Bùi", "Đỗ",
+];
 const MIDDLE: [&str; 6] = ["Văn", "Thị", "Đức", "Hữu", "Minh", "Ngọc"];
-const GIVEN: [&str; 12] = ["Ánh", "Bình", "Cường", "Dũng", "Hà", "Hương", "Khánh", "Lan", "Long", "Nga", "Phương", "Tuấn"];
+const GIVEN: [&str; 12] = [
+    "Ánh", "Bình", "Cường", "Dũng", "Hà", "Hương", "Khánh", "Lan", "Long", "Nga", "Phương", "Tuấn",
+];
 /// Officials' given names: a pool apart from applicants', so a signer's name (public, in
 /// iOffice) never equals an applicant's (pseudonymised), and a scan for clear applicant data in
 /// staging is exact.
-const OFFICIAL_GIVEN: [&str; 6] = ["Quang Hải", "Đình Thắng", "Xuân Trường", "Thanh Tùng", "Hồng Sơn", "Bá Thịnh"];
-const SECTORS: [(&str, &str); 8] = [
-    ("G01", "Hộ tịch"), ("G02", "Đất đai"), ("G03", "Xây dựng"), ("G04", "Đăng ký kinh doanh"),
-    ("G05", "Lao động"), ("G06", "Y tế"), ("G07", "Giáo dục"), ("G08", "Giao thông"),
+const OFFICIAL_GIVEN: [&str; 6] = [
+    "Quang Hải",
+    "Đình Thắng",
+    "Xuân Trường",
+    "Thanh Tùng",
+    "Hồng Sơn",
+    "Bá Thịnh",
 ];
-const DOC_TYPES: [&str; 6] = ["Quyết định", "Công văn", "Tờ trình", "Kế hoạch", "Báo cáo", "Thông báo"];
+const SECTORS: [(&str, &str); 8] = [
+    ("G01", "Hộ tịch"),
+    ("G02", "Đất đai"),
+    ("G03", "Xây dựng"),
+    ("G04", "Đăng ký kinh doanh"),
+    ("G05", "Lao động"),
+    ("G06", "Y tế"),
+    ("G07", "Giáo dục"),
+    ("G08", "Giao thông"),
+];
+const DOC_TYPES: [&str; 6] = [
+    "Quyết định",
+    "Công văn",
+    "Tờ trình",
+    "Kế hoạch",
+    "Báo cáo",
+    "Thông báo",
+];
 
 /// Number of communes per district: 460 in all.
 fn communes_of(district: usize) -> usize {
-    if district < 19 { 22 } else { 21 }
+    if district < 19 {
+        22
+    } else {
+        21
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -104,14 +165,33 @@ pub struct SynthUnit {
 pub fn units() -> Vec<SynthUnit> {
     let mut v = Vec::new();
     for (i, n) in DEPARTMENTS.iter().enumerate() {
-        v.push(SynthUnit { code: format!("000.00.{:02}.H40", i + 1), name: n.to_string(), tier: "so-ban-nganh", parent: String::new() });
+        v.push(SynthUnit {
+            code: format!("000.00.{:02}.H40", i + 1),
+            name: n.to_string(),
+            tier: "so-ban-nganh",
+            parent: String::new(),
+        });
     }
     for (d, n) in DISTRICTS.iter().enumerate() {
         let dcode = format!("000.00.{:02}.H40", 21 + d);
-        v.push(SynthUnit { code: dcode.clone(), name: n.to_string(), tier: "quan-huyen", parent: String::new() });
+        v.push(SynthUnit {
+            code: dcode.clone(),
+            name: n.to_string(),
+            tier: "quan-huyen",
+            parent: String::new(),
+        });
         for c in 0..communes_of(d) {
-            let name = format!("Xã {} {}", COMMUNE_WORDS[(c + d) % 12], COMMUNE_WORDS[(c / 12 + d) % 12]);
-            v.push(SynthUnit { code: format!("000.{:02}.{:02}.H40", c + 1, 21 + d), name, tier: "xa-phuong", parent: dcode.clone() });
+            let name = format!(
+                "Xã {} {}",
+                COMMUNE_WORDS[(c + d) % 12],
+                COMMUNE_WORDS[(c / 12 + d) % 12]
+            );
+            v.push(SynthUnit {
+                code: format!("000.{:02}.{:02}.H40", c + 1, 21 + d),
+                name,
+                tier: "xa-phuong",
+                parent: dcode.clone(),
+            });
         }
     }
     v
@@ -143,7 +223,14 @@ fn ymdhms(t: NaiveDateTime) -> String {
 }
 
 fn at(day: NaiveDate, rng: &mut ChaCha8Rng) -> NaiveDateTime {
-    day.and_time(NaiveTime::from_hms_opt(rng.random_range(7..17), rng.random_range(0..60), rng.random_range(0..60)).unwrap())
+    day.and_time(
+        NaiveTime::from_hms_opt(
+            rng.random_range(7..17),
+            rng.random_range(0..60),
+            rng.random_range(0..60),
+        )
+        .unwrap(),
+    )
 }
 
 fn person(rng: &mut ChaCha8Rng) -> String {
@@ -153,11 +240,19 @@ fn person(rng: &mut ChaCha8Rng) -> String {
         MIDDLE[rng.random_range(0..6)],
         GIVEN[rng.random_range(0..12)]
     );
-    if rng.random_bool(0.05) { n.nfd().collect() } else { n }
+    if rng.random_bool(0.05) {
+        n.nfd().collect()
+    } else {
+        n
+    }
 }
 
 fn official(rng: &mut ChaCha8Rng) -> String {
-    format!("{} {}", SURNAMES[rng.random_range(0..10)], OFFICIAL_GIVEN[rng.random_range(0..6)])
+    format!(
+        "{} {}",
+        SURNAMES[rng.random_range(0..10)],
+        OFFICIAL_GIVEN[rng.random_range(0..6)]
+    )
 }
 
 fn json_str(out: &mut String, s: &str) {
@@ -243,34 +338,85 @@ impl Dossier {
         let (day, status) = self.versions[v];
         let p = &procs[self.proc_idx];
         let mut o = Obj::new(out);
-        o.s("MaHoSo", &self.id).s("MaTTHC", &p.code).s("TenTTHC", &p.name);
-        o.s("MaLinhVuc", SECTORS[p.sector].0).s("TenLinhVuc", SECTORS[p.sector].1);
-        o.s("DonViXuLy", &units[self.unit].code).s("KenhThucHien", self.channel).s("MucDo", self.level);
-        o.s("ChuHoSo", &self.name).s("LoaiDoiTuong", self.kind).s("MaDoiTuong", &self.citizen_id);
+        o.s("MaHoSo", &self.id)
+            .s("MaTTHC", &p.code)
+            .s("TenTTHC", &p.name);
+        o.s("MaLinhVuc", SECTORS[p.sector].0)
+            .s("TenLinhVuc", SECTORS[p.sector].1);
+        o.s("DonViXuLy", &units[self.unit].code)
+            .s("KenhThucHien", self.channel)
+            .s("MucDo", self.level);
+        o.s("ChuHoSo", &self.name)
+            .s("LoaiDoiTuong", self.kind)
+            .s("MaDoiTuong", &self.citizen_id);
         o.s("SoDienThoai", &self.phone).s("Email", &self.email);
         o.s("TrichYeuHoSo", &format!("Đề nghị giải quyết: {}", p.name));
         o.s("NgayNopHoSo", &ymdhms(self.submitted));
-        let shown = |t: Option<NaiveDateTime>| t.filter(|t| t.date() <= day).map(ymdhms).unwrap_or_default();
+        let shown = |t: Option<NaiveDateTime>| {
+            t.filter(|t| t.date() <= day)
+                .map(ymdhms)
+                .unwrap_or_default()
+        };
         o.s("NgayTiepNhan", &shown(self.received));
         // The appointment date is moved by a supplementation round once the applicant supplies.
         let due = match (self.due, self.supplement) {
             (Some(_), Some((_, sup, _, after))) if sup.date() <= day => Some(after),
             (d, _) => d,
         };
-        o.s("NgayHenTra", &due.filter(|_| self.received.is_some_and(|r| r.date() <= day)).map(ymdhms).unwrap_or_default());
+        o.s(
+            "NgayHenTra",
+            &due.filter(|_| self.received.is_some_and(|r| r.date() <= day))
+                .map(ymdhms)
+                .unwrap_or_default(),
+        );
         o.s("TrangThaiHoSo", &status.to_string());
-        o.s("NgayKetThucXuLy", &if status >= 9 { shown(self.finished) } else { String::new() });
-        o.s("NgayTra", &if status == 10 { shown(self.returned) } else { String::new() });
-        o.s("TrangThaiDongBoDVC", if self.synced_from.is_some_and(|d| d <= day) { "1" } else { "0" });
+        o.s(
+            "NgayKetThucXuLy",
+            &if status >= 9 {
+                shown(self.finished)
+            } else {
+                String::new()
+            },
+        );
+        o.s(
+            "NgayTra",
+            &if status == 10 {
+                shown(self.returned)
+            } else {
+                String::new()
+            },
+        );
+        o.s(
+            "TrangThaiDongBoDVC",
+            if self.synced_from.is_some_and(|d| d <= day) {
+                "1"
+            } else {
+                "0"
+            },
+        );
         o.s("KetQuaDanhGia", if status == 10 { self.rating } else { "" });
         if let Some((req, sup, before, after)) = self.supplement.filter(|s| s.0.date() <= day) {
             let o2 = o.key("DanhSachHoSoBoSung");
             o2.push('[');
             let mut it = Obj::new(o2);
             it.s("NgayYeuCauBoSung", &ymdhms(req));
-            it.s("NgayCongDanBoSung", &if sup.date() <= day { ymdhms(sup) } else { String::new() });
+            it.s(
+                "NgayCongDanBoSung",
+                &if sup.date() <= day {
+                    ymdhms(sup)
+                } else {
+                    String::new()
+                },
+            );
             it.s("NgayHenTraTruoc", &ymdhms(before));
-            it.s("NgayHenTraMoi", &if sup.date() <= day { ymdhms(after) } else { String::new() });
+            it.s(
+                "NgayHenTraMoi",
+                &if sup.date() <= day {
+                    ymdhms(after)
+                } else {
+                    String::new()
+                },
+            );
             it.end();
             o2.push(']');
         }
@@ -278,7 +424,9 @@ impl Dossier {
             let o2 = o.key("DanhSachPhieuXinLoi");
             o2.push('[');
             let mut it = Obj::new(o2);
-            it.s("NgayXinLoi", &ymdhms(when)).s("NgayHenTraMoi", &ymdhms(new_due)).s("LyDo", "Hồ sơ cần xác minh thêm, thẩm định phức tạp");
+            it.s("NgayXinLoi", &ymdhms(when))
+                .s("NgayHenTraMoi", &ymdhms(new_due))
+                .s("LyDo", "Hồ sơ cần xác minh thêm, thẩm định phức tạp");
             it.end();
             o2.push(']');
         }
@@ -301,13 +449,31 @@ fn unit_for(level: &str, units: &[SynthUnit], rng: &mut ChaCha8Rng) -> usize {
     }
 }
 
-fn plan_dossier(n: u64, day: NaiveDate, procs: &[Procedure], units: &[SynthUnit], rng: &mut ChaCha8Rng) -> Dossier {
+fn plan_dossier(
+    n: u64,
+    day: NaiveDate,
+    procs: &[Procedure],
+    units: &[SynthUnit],
+    rng: &mut ChaCha8Rng,
+) -> Dossier {
     let proc_idx = rng.random_range(0..procs.len());
     let p = &procs[proc_idx];
     let unit = unit_for(p.level, units, rng);
     let online = rng.random_bool(0.45);
-    let channel = if online { "2" } else if rng.random_bool(0.09) { "3" } else { "1" };
-    let level = if rng.random_bool(0.1) { "2" } else if rng.random_bool(0.45) { "3" } else { "4" };
+    let channel = if online {
+        "2"
+    } else if rng.random_bool(0.09) {
+        "3"
+    } else {
+        "1"
+    };
+    let level = if rng.random_bool(0.1) {
+        "2"
+    } else if rng.random_bool(0.45) {
+        "3"
+    } else {
+        "4"
+    };
     let submitted = at(day, rng);
     let mut versions = Vec::new();
     let mut d = Dossier {
@@ -351,7 +517,11 @@ fn plan_dossier(n: u64, day: NaiveDate, procs: &[Procedure], units: &[SynthUnit]
     let due = at(accept_day + Duration::days(legal), rng);
     d.received = Some(received);
     d.due = Some(due);
-    d.synced_from = if rng.random_bool(0.985) { Some(accept_day + Duration::days(rng.random_range(0..2))) } else { None };
+    d.synced_from = if rng.random_bool(0.985) {
+        Some(accept_day + Duration::days(rng.random_range(0..2)))
+    } else {
+        None
+    };
     versions.push((accept_day, 2));
     let mut cur = accept_day + Duration::days(1);
     versions.push((cur, 4));
@@ -385,7 +555,11 @@ fn plan_dossier(n: u64, day: NaiveDate, procs: &[Procedure], units: &[SynthUnit]
         if late && rng.random_bool(0.8) {
             // Most late dossiers get an apology letter, usually before the due date.
             let before = rng.random_bool(0.85);
-            let when = if before { due_now.date() - Duration::days(rng.random_range(0..3)) } else { due_now.date() + Duration::days(1) };
+            let when = if before {
+                due_now.date() - Duration::days(rng.random_range(0..3))
+            } else {
+                due_now.date() + Duration::days(1)
+            };
             let when = when.max(cur);
             d.apology = Some((at(when, rng), at(finish_day + Duration::days(1), rng)));
             if when < finish_day {
@@ -398,7 +572,11 @@ fn plan_dossier(n: u64, day: NaiveDate, procs: &[Procedure], units: &[SynthUnit]
         let ret_day = finish_day + Duration::days(rng.random_range(0..4));
         d.returned = Some(at(ret_day, rng).max(finished));
         versions.push((ret_day, 10));
-        d.rating = if rng.random_bool(0.6) { ["1", "1", "1", "1", "1", "2", "2", "2", "2", "3"][rng.random_range(0..10)] } else { "" };
+        d.rating = if rng.random_bool(0.6) {
+            ["1", "1", "1", "1", "1", "2", "2", "2", "2", "3"][rng.random_range(0..10)]
+        } else {
+            ""
+        };
     }
     // One version a day: a later status of the same day replaces an earlier one.
     versions.sort_by_key(|v| v.0);
@@ -422,9 +600,11 @@ fn daily_volume(base: f64, day: NaiveDate, rng: &mut ChaCha8Rng) -> u64 {
 
 fn write(path: &Path, data: &[u8], sum: &mut GenSummary) -> Result<()> {
     if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p).map_err(|e| Error::io(format!("cannot create {}", p.display()), e))?;
+        std::fs::create_dir_all(p)
+            .map_err(|e| Error::io(format!("cannot create {}", p.display()), e))?;
     }
-    std::fs::write(path, data).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    std::fs::write(path, data)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     sum.files += 1;
     sum.bytes += data.len() as u64;
     Ok(())
@@ -461,7 +641,10 @@ fn corrupt_dossier(rec: &str, rng: &mut ChaCha8Rng) -> String {
 
 fn envelope(service: &str, records: &[String]) -> String {
     let mut s = String::with_capacity(records.iter().map(|r| r.len() + 1).sum::<usize>() + 64);
-    let _ = write!(s, "{{\"service\":\"{service}\",\"isUpdating\":false,\"data\":[");
+    let _ = write!(
+        s,
+        "{{\"service\":\"{service}\",\"isUpdating\":false,\"data\":["
+    );
     for (i, r) in records.iter().enumerate() {
         if i > 0 {
             s.push(',');
@@ -480,7 +663,8 @@ fn gen_dossiers(o: &GenOptions, units: &[SynthUnit], procs: &[Procedure]) -> Res
     let mut free: Vec<usize> = Vec::new();
     let mut remaining: Vec<usize> = Vec::new();
     let mut serial = 0u64;
-    let missing_day = (o.defects > 0.0).then(|| o.from + Duration::days(((o.to - o.from).num_days() / 2).max(0)));
+    let missing_day =
+        (o.defects > 0.0).then(|| o.from + Duration::days(((o.to - o.from).num_days() / 2).max(0)));
     for day in days(o) {
         sum.days += 1;
         for _ in 0..daily_volume(1100.0 * o.scale, day, &mut rng) {
@@ -530,27 +714,48 @@ fn gen_dossiers(o: &GenOptions, units: &[SynthUnit], procs: &[Procedure]) -> Res
         for chunk in records.chunks(2000) {
             batch_no += 1;
             let text = envelope("DongBoHoSoMC", chunk);
-            write(&dir.join(format!("hoso_{stamp}_{batch_no:03}.json")), text.as_bytes(), &mut sum)?;
+            write(
+                &dir.join(format!("hoso_{stamp}_{batch_no:03}.json")),
+                text.as_bytes(),
+                &mut sum,
+            )?;
         }
         if records.is_empty() {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         }
         if o.defects > 0.0 {
             let p = (o.defects * 20.0).min(1.0);
             if rng.random_bool(p) && !records.is_empty() {
                 // A re-delivery of the day's first batch under a later name: the union wins nothing new.
                 let n = records.len().min(2000);
-                write(&dir.join(format!("hoso_{stamp}_{:03}_r.json", 1)), envelope("DongBoHoSoMC", &records[..n]).as_bytes(), &mut sum)?;
+                write(
+                    &dir.join(format!("hoso_{stamp}_{:03}_r.json", 1)),
+                    envelope("DongBoHoSoMC", &records[..n]).as_bytes(),
+                    &mut sum,
+                )?;
             }
             if rng.random_bool(p) {
                 let text = envelope("DongBoHoSoMC", &records[..records.len().min(50)]);
-                write(&dir.join(format!("hoso_{stamp}_zz_truncated.json")), &text.as_bytes()[..text.len() / 2], &mut sum)?;
+                write(
+                    &dir.join(format!("hoso_{stamp}_zz_truncated.json")),
+                    &text.as_bytes()[..text.len() / 2],
+                    &mut sum,
+                )?;
             }
             if rng.random_bool(p) {
-                write(&dir.join(format!("hoso_{stamp}_zz_empty.json")), b"", &mut sum)?;
+                write(
+                    &dir.join(format!("hoso_{stamp}_zz_empty.json")),
+                    b"",
+                    &mut sum,
+                )?;
             }
             if rng.random_bool(p) {
-                write(&dir.join(format!("hoso_{stamp}_zz_error.json")), b"<html><body>502 Bad Gateway</body></html>", &mut sum)?;
+                write(
+                    &dir.join(format!("hoso_{stamp}_zz_error.json")),
+                    b"<html><body>502 Bad Gateway</body></html>",
+                    &mut sum,
+                )?;
             }
         }
     }
@@ -570,19 +775,43 @@ fn gen_catalog(o: &GenOptions, procs: &[Procedure]) -> Result<GenSummary> {
             let mut ob = Obj::new(&mut s);
             let can = p.days >= 5 && rng.random_bool(0.4);
             let reviewed = can && rng.random_bool(0.3 + 0.6 * (i as f64 / 365.0).min(1.0));
-            ob.s("MaTTHC", &p.code).s("TenTTHC", &p.name).s("CapThucHien", p.level);
-            if rng.random_bool(0.5) { ob.raw("ThoiHanGiaiQuyet", &p.days.to_string()) } else { ob.s("ThoiHanGiaiQuyet", &p.days.to_string()) };
-            ob.s("CoTheRutNgan", if can { "1" } else { "0" }).s("DaRaSoat", if reviewed { "1" } else { "0" });
-            ob.s("NgayRaSoat", &if reviewed { ymdhms(at(day, &mut rng)) } else { String::new() });
+            ob.s("MaTTHC", &p.code)
+                .s("TenTTHC", &p.name)
+                .s("CapThucHien", p.level);
+            if rng.random_bool(0.5) {
+                ob.raw("ThoiHanGiaiQuyet", &p.days.to_string())
+            } else {
+                ob.s("ThoiHanGiaiQuyet", &p.days.to_string())
+            };
+            ob.s("CoTheRutNgan", if can { "1" } else { "0" })
+                .s("DaRaSoat", if reviewed { "1" } else { "0" });
+            ob.s(
+                "NgayRaSoat",
+                &if reviewed {
+                    ymdhms(at(day, &mut rng))
+                } else {
+                    String::new()
+                },
+            );
             ob.end();
             if o.defects > 0.0 && rng.random_bool(o.defects.min(1.0)) {
-                s = s.replace(&format!("\"ThoiHanGiaiQuyet\":\"{}\"", p.days), "\"ThoiHanGiaiQuyet\":\"mười\"");
-                s = s.replace(&format!("\"ThoiHanGiaiQuyet\":{}", p.days), "\"ThoiHanGiaiQuyet\":true");
+                s = s.replace(
+                    &format!("\"ThoiHanGiaiQuyet\":\"{}\"", p.days),
+                    "\"ThoiHanGiaiQuyet\":\"mười\"",
+                );
+                s = s.replace(
+                    &format!("\"ThoiHanGiaiQuyet\":{}", p.days),
+                    "\"ThoiHanGiaiQuyet\":true",
+                );
             }
             recs.push(s);
         }
         let dir = o.out.join("one_stop").join(day.to_string());
-        write(&dir.join(format!("thutuc_{}.json", day.format("%Y%m%d"))), envelope("LayThuTuc", &recs).as_bytes(), &mut sum)?;
+        write(
+            &dir.join(format!("thutuc_{}.json", day.format("%Y%m%d"))),
+            envelope("LayThuTuc", &recs).as_bytes(),
+            &mut sum,
+        )?;
     }
     Ok(sum)
 }
@@ -606,20 +835,39 @@ struct Doc {
 }
 
 const DOC_HEADERS: [&str; 17] = [
-    "Mã văn bản", "Số ký hiệu", "Loại văn bản", "Là VBQPPL", "Hạn ban hành theo kế hoạch", "Chiều", "Đơn vị",
-    "Trích yếu", "Ngày ban hành", "Ngày đến", "Hạn xử lý", "Ngày hoàn thành", "Độ khẩn", "Độ mật", "Người ký",
-    "Gửi liên thông", "Trạng thái",
+    "Mã văn bản",
+    "Số ký hiệu",
+    "Loại văn bản",
+    "Là VBQPPL",
+    "Hạn ban hành theo kế hoạch",
+    "Chiều",
+    "Đơn vị",
+    "Trích yếu",
+    "Ngày ban hành",
+    "Ngày đến",
+    "Hạn xử lý",
+    "Ngày hoàn thành",
+    "Độ khẩn",
+    "Độ mật",
+    "Người ký",
+    "Gửi liên thông",
+    "Trạng thái",
 ];
 
 fn dmy_hm(t: Option<NaiveDateTime>) -> String {
-    t.map(|t| t.format("%d/%m/%Y %H:%M").to_string()).unwrap_or_default()
+    t.map(|t| t.format("%d/%m/%Y %H:%M").to_string())
+        .unwrap_or_default()
 }
 
 impl Doc {
     fn row(&self, day: NaiveDate, units: &[SynthUnit]) -> Vec<String> {
         let done = |t: Option<NaiveDateTime>| t.filter(|t| t.date() <= day);
         let state = if self.outgoing {
-            if done(self.issued).is_some() { "Đã ban hành" } else { "Đang xử lý" }
+            if done(self.issued).is_some() {
+                "Đã ban hành"
+            } else {
+                "Đang xử lý"
+            }
         } else if done(self.completed).is_some() {
             "Đã xử lý"
         } else {
@@ -630,18 +878,33 @@ impl Doc {
             self.notation.clone(),
             self.doc_type.to_string(),
             if self.legal { "Có" } else { "Không" }.to_string(),
-            self.plan_deadline.map(|d| d.format("%d/%m/%Y").to_string()).unwrap_or_default(),
+            self.plan_deadline
+                .map(|d| d.format("%d/%m/%Y").to_string())
+                .unwrap_or_default(),
             if self.outgoing { "Đi" } else { "Đến" }.to_string(),
             units[self.unit].code.clone(),
             self.summary.clone(),
-            if self.outgoing { dmy_hm(done(self.issued)) } else { dmy_hm(self.issued) },
+            if self.outgoing {
+                dmy_hm(done(self.issued))
+            } else {
+                dmy_hm(self.issued)
+            },
             dmy_hm(self.arrived),
             dmy_hm(self.process_due),
             dmy_hm(done(self.completed)),
             self.urgency.to_string(),
             "Thường".to_string(),
-            if self.outgoing { self.signer.clone() } else { String::new() },
-            if self.outgoing && self.electronic { "Có" } else { "Không" }.to_string(),
+            if self.outgoing {
+                self.signer.clone()
+            } else {
+                String::new()
+            },
+            if self.outgoing && self.electronic {
+                "Có"
+            } else {
+                "Không"
+            }
+            .to_string(),
             state.to_string(),
         ]
     }
@@ -658,7 +921,8 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
     let mut docs: Vec<Doc> = Vec::new();
     let mut serial = 0u64;
     let mut event_serial = 0u64;
-    let missing_day = (o.defects > 0.0).then(|| o.from + Duration::days(((o.to - o.from).num_days() / 3).max(0)));
+    let missing_day =
+        (o.defects > 0.0).then(|| o.from + Duration::days(((o.to - o.from).num_days() / 3).max(0)));
     let mut pending_events: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
     for day in days(o) {
         for _ in 0..daily_volume(600.0 * o.scale, day, &mut rng) {
@@ -667,14 +931,25 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
             let unit = rng.random_range(0..units.len());
             let legal = outgoing && rng.random_bool(0.03);
             let t = at(day, &mut rng);
-            let mut summary = format!("V/v triển khai kế hoạch cải cách hành chính năm {}", day.year());
+            let mut summary = format!(
+                "V/v triển khai kế hoạch cải cách hành chính năm {}",
+                day.year()
+            );
             if rng.random_bool(0.1) {
                 summary.push_str(", \"khẩn\"\ntheo chỉ đạo của UBND tỉnh");
             }
             let mut d = Doc {
                 id: format!("VB{:08}", serial),
-                notation: format!("{}/{}-UBND", serial % 9000 + 1, if outgoing { "QĐ" } else { "CV" }),
-                doc_type: if legal { "Quyết định" } else { DOC_TYPES[rng.random_range(0..6)] },
+                notation: format!(
+                    "{}/{}-UBND",
+                    serial % 9000 + 1,
+                    if outgoing { "QĐ" } else { "CV" }
+                ),
+                doc_type: if legal {
+                    "Quyết định"
+                } else {
+                    DOC_TYPES[rng.random_range(0..6)]
+                },
                 legal,
                 plan_deadline: None,
                 outgoing,
@@ -684,7 +959,14 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
                 arrived: None,
                 process_due: None,
                 completed: None,
-                urgency: ["Thường", "Thường", "Thường", "Khẩn", "Thượng khẩn", "Hỏa tốc"][rng.random_range(0..6)],
+                urgency: [
+                    "Thường",
+                    "Thường",
+                    "Thường",
+                    "Khẩn",
+                    "Thượng khẩn",
+                    "Hỏa tốc",
+                ][rng.random_range(0..6)],
                 signer: official(&mut rng),
                 electronic: rng.random_bool(0.85),
             };
@@ -705,38 +987,97 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
                     let signing = d.issued.unwrap() - Duration::minutes(rng.random_range(1..120));
                     let r: f64 = rng.random();
                     let (nb, na, revoked) = if r < 0.01 {
-                        (signing - Duration::days(800), signing - Duration::days(5), None)
+                        (
+                            signing - Duration::days(800),
+                            signing - Duration::days(5),
+                            None,
+                        )
                     } else if r < 0.015 {
-                        (signing + Duration::days(2), signing + Duration::days(700), None)
+                        (
+                            signing + Duration::days(2),
+                            signing + Duration::days(700),
+                            None,
+                        )
                     } else if r < 0.02 {
-                        (signing - Duration::days(300), signing + Duration::days(400), Some(signing - Duration::days(3)))
+                        (
+                            signing - Duration::days(300),
+                            signing + Duration::days(400),
+                            Some(signing - Duration::days(3)),
+                        )
                     } else {
-                        (signing - Duration::days(300), signing + Duration::days(400), None)
+                        (
+                            signing - Duration::days(300),
+                            signing + Duration::days(400),
+                            None,
+                        )
                     };
                     let tsa = rng.random_bool(0.2).then(|| signing + Duration::seconds(2));
                     let mut s = String::with_capacity(600);
                     let mut ob = Obj::new(&mut s);
-                    ob.s("event_id", &format!("EV{:09}", event_serial)).s("doc_id", &d.id).s("unit_code", &units[unit].code);
-                    ob.s("signer", &format!("CN={}, O={}, C=VN", d.signer, units[unit].name));
-                    ob.s("sig_type", if rng.random_bool(0.7) { "PERSONAL" } else { "ORGANIZATION" });
+                    ob.s("event_id", &format!("EV{:09}", event_serial))
+                        .s("doc_id", &d.id)
+                        .s("unit_code", &units[unit].code);
+                    ob.s(
+                        "signer",
+                        &format!("CN={}, O={}, C=VN", d.signer, units[unit].name),
+                    );
+                    ob.s(
+                        "sig_type",
+                        if rng.random_bool(0.7) {
+                            "PERSONAL"
+                        } else {
+                            "ORGANIZATION"
+                        },
+                    );
                     ob.s("cert_serial", &format!("{:016x}", rng.random::<u64>()));
-                    ob.s("issuer", "CN=CA phục vụ các cơ quan Nhà nước G2, O=Ban Cơ yếu Chính phủ, C=VN");
-                    ob.s("cert_not_before", &rfc(nb)).s("cert_not_after", &rfc(na));
+                    ob.s(
+                        "issuer",
+                        "CN=CA phục vụ các cơ quan Nhà nước G2, O=Ban Cơ yếu Chính phủ, C=VN",
+                    );
+                    ob.s("cert_not_before", &rfc(nb))
+                        .s("cert_not_after", &rfc(na));
                     match revoked {
                         Some(r) => ob.s("cert_revoked_at", &rfc(r)),
                         None => ob.raw("cert_revoked_at", "null"),
                     };
                     ob.s("signing_time", &rfc(signing));
                     if let Some(t) = tsa {
-                        ob.s("tsa_time", &format!("{}Z", (t - Duration::hours(7)).format("%Y-%m-%dT%H:%M:%S")));
+                        ob.s(
+                            "tsa_time",
+                            &format!("{}Z", (t - Duration::hours(7)).format("%Y-%m-%dT%H:%M:%S")),
+                        );
                     }
-                    ob.s("doc_sha256", &format!("{:016x}{:016x}{:016x}{:016x}", rng.random::<u64>(), rng.random::<u64>(), rng.random::<u64>(), rng.random::<u64>()));
+                    ob.s(
+                        "doc_sha256",
+                        &format!(
+                            "{:016x}{:016x}{:016x}{:016x}",
+                            rng.random::<u64>(),
+                            rng.random::<u64>(),
+                            rng.random::<u64>(),
+                            rng.random::<u64>()
+                        ),
+                    );
                     ob.end();
                     if o.defects > 0.0 && rng.random_bool(o.defects.min(1.0)) {
                         s = match rng.random_range(0..4) {
-                            0 => s.replacen(&format!("\"event_id\":\"EV{:09}\"", event_serial), "\"event_id\":\"\"", 1),
-                            1 => s.replacen(&format!("\"signing_time\":\"{}\"", rfc(signing)), &format!("\"signing_time\":\"{}\"", signing.format("%Y-%m-%dT%H:%M:%S")), 1),
-                            2 => s.replacen(&format!("\"unit_code\":\"{}\"", units[unit].code), "\"unit_code\":\"000.99.99.H40\"", 1),
+                            0 => s.replacen(
+                                &format!("\"event_id\":\"EV{:09}\"", event_serial),
+                                "\"event_id\":\"\"",
+                                1,
+                            ),
+                            1 => s.replacen(
+                                &format!("\"signing_time\":\"{}\"", rfc(signing)),
+                                &format!(
+                                    "\"signing_time\":\"{}\"",
+                                    signing.format("%Y-%m-%dT%H:%M:%S")
+                                ),
+                                1,
+                            ),
+                            2 => s.replacen(
+                                &format!("\"unit_code\":\"{}\"", units[unit].code),
+                                "\"unit_code\":\"000.99.99.H40\"",
+                                1,
+                            ),
                             _ => s.replacen("\"sig_type\":\"", "\"sig_type\":1,\"x\":\"", 1),
                         };
                     }
@@ -748,7 +1089,11 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
                 if rng.random_bool(0.7) {
                     let due = day + Duration::days(rng.random_range(5..16));
                     d.process_due = Some(at(due, &mut rng));
-                    let finish = if rng.random_bool(0.9) { day + Duration::days(rng.random_range(0..((due - day).num_days() + 1))) } else { due + Duration::days(rng.random_range(1..10)) };
+                    let finish = if rng.random_bool(0.9) {
+                        day + Duration::days(rng.random_range(0..((due - day).num_days() + 1)))
+                    } else {
+                        due + Duration::days(rng.random_range(1..10))
+                    };
                     d.completed = Some(at(finish, &mut rng));
                     if finish != day {
                         vdays.push(finish);
@@ -771,14 +1116,19 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
         let crlf = o.defects > 0.0 && rng.random_bool((o.defects * 10.0).min(1.0));
         let no_bom = o.defects > 0.0 && rng.random_bool((o.defects * 10.0).min(1.0));
         let mut w = csv::WriterBuilder::new()
-            .terminator(if crlf { csv::Terminator::CRLF } else { csv::Terminator::Any(b'\n') })
+            .terminator(if crlf {
+                csv::Terminator::CRLF
+            } else {
+                csv::Terminator::Any(b'\n')
+            })
             .flexible(true)
             .from_writer(Vec::new());
         let mut header: Vec<&str> = DOC_HEADERS.to_vec();
         if stray {
             header.push("Ghi chú");
         }
-        w.write_record(&header).map_err(|e| Error::Internal(e.to_string()))?;
+        w.write_record(&header)
+            .map_err(|e| Error::Internal(e.to_string()))?;
         for idx in todays {
             let mut row = docs[idx].row(day, units);
             if stray {
@@ -795,16 +1145,29 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
                     _ => row[16] = "Đã hủy".into(),
                 }
             }
-            w.write_record(&row).map_err(|e| Error::Internal(e.to_string()))?;
+            w.write_record(&row)
+                .map_err(|e| Error::Internal(e.to_string()))?;
             sum.document_versions += 1;
         }
         let body = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
-        let mut data = if no_bom { Vec::new() } else { b"\xEF\xBB\xBF".to_vec() };
+        let mut data = if no_bom {
+            Vec::new()
+        } else {
+            b"\xEF\xBB\xBF".to_vec()
+        };
         data.extend_from_slice(&body);
         let dir = o.out.join("ioffice").join(day.to_string());
-        write(&dir.join(format!("vanban_{}.csv", day.format("%Y%m%d"))), &data, &mut sum)?;
+        write(
+            &dir.join(format!("vanban_{}.csv", day.format("%Y%m%d"))),
+            &data,
+            &mut sum,
+        )?;
         if o.defects > 0.0 && rng.random_bool((o.defects * 10.0).min(1.0)) {
-            write(&dir.join(format!("vanban_{}_zz_header.csv", day.format("%Y%m%d"))), "\u{feff}Mã văn bản,Trích yếu\nVB1,x\n".as_bytes(), &mut sum)?;
+            write(
+                &dir.join(format!("vanban_{}_zz_header.csv", day.format("%Y%m%d"))),
+                "\u{feff}Mã văn bản,Trích yếu\nVB1,x\n".as_bytes(),
+                &mut sum,
+            )?;
         }
         let sdir = o.out.join("signatures").join(day.to_string());
         let mut nd = String::new();
@@ -819,7 +1182,11 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
         if o.defects > 0.0 && rng.random_bool((o.defects * 10.0).min(1.0)) {
             nd.push_str("{\"event_id\":\"EV-trunc\",\"unit_co");
         }
-        write(&sdir.join(format!("kyso_{}.ndjson", day.format("%Y%m%d"))), nd.as_bytes(), &mut sum)?;
+        write(
+            &sdir.join(format!("kyso_{}.ndjson", day.format("%Y%m%d"))),
+            nd.as_bytes(),
+            &mut sum,
+        )?;
     }
     Ok(sum)
 }
@@ -827,10 +1194,17 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
 /// Write the landing area.
 pub fn generate(o: &GenOptions) -> Result<GenSummary> {
     if o.to < o.from {
-        return Err(Error::Usage(format!("--to {} is before --from {}", o.to, o.from)));
+        return Err(Error::Usage(format!(
+            "--to {} is before --from {}",
+            o.to, o.from
+        )));
     }
-    if !(o.scale > 0.0) || !(0.0..=1.0).contains(&o.defects) {
-        return Err(Error::Usage("--scale must be > 0 and --defects within 0..1".into()));
+    if o.scale.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+        || !(0.0..=1.0).contains(&o.defects)
+    {
+        return Err(Error::Usage(
+            "--scale must be > 0 and --defects within 0..1".into(),
+        ));
     }
     let units = units();
     let procs = procedures();
@@ -839,9 +1213,18 @@ pub fn generate(o: &GenOptions) -> Result<GenSummary> {
         let _ = writeln!(csv, "{},{},{},{}", u.code, u.name, u.tier, u.parent);
     }
     let mut sum = GenSummary::default();
-    write(&o.out.join("reference").join("units.csv"), csv.as_bytes(), &mut sum)?;
+    write(
+        &o.out.join("reference").join("units.csv"),
+        csv.as_bytes(),
+        &mut sum,
+    )?;
     let ((a, b), c) = rayon::join(
-        || rayon::join(|| gen_dossiers(o, &units, &procs), || gen_catalog(o, &procs)),
+        || {
+            rayon::join(
+                || gen_dossiers(o, &units, &procs),
+                || gen_catalog(o, &procs),
+            )
+        },
         || gen_documents(o, &units),
     );
     sum += a?;

@@ -19,14 +19,24 @@ fn copy_dir(from: &Path, to: &Path) {
 fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&common::repo().join("configs"), &dir.path().join("configs"));
-    copy_dir(&common::repo().join("pipelines"), &dir.path().join("pipelines"));
+    copy_dir(
+        &common::repo().join("pipelines"),
+        &dir.path().join("pipelines"),
+    );
     dir
 }
 
 fn cchc(dir: &Path) -> Command {
     let mut c = Command::new(get_cargo_bin("cchc"));
     c.current_dir(dir);
-    for v in ["CCHC_PII_KEY", "CCHC_CONFIG", "CCHC_LANDING", "CCHC_WAREHOUSE", "CCHC_UNITS", "CCHC_LOG"] {
+    for v in [
+        "CCHC_PII_KEY",
+        "CCHC_CONFIG",
+        "CCHC_LANDING",
+        "CCHC_WAREHOUSE",
+        "CCHC_UNITS",
+        "CCHC_LOG",
+    ] {
         c.env_remove(v);
     }
     c
@@ -58,7 +68,9 @@ fn run_without_a_key_is_a_usage_error() {
 #[test]
 fn run_on_a_missing_landing_is_a_runtime_failure() {
     let p = project();
-    assert_cmd_snapshot!(cchc(p.path()).args(["run", "--date", "2022-03-01"]).env("CCHC_PII_KEY", "0123456789abcdef0123"));
+    assert_cmd_snapshot!(cchc(p.path())
+        .args(["run", "--date", "2022-03-01"])
+        .env("CCHC_PII_KEY", "0123456789abcdef0123"));
 }
 
 #[test]
@@ -71,14 +83,29 @@ fn bad_date_is_a_usage_error() {
 fn gen_run_then_sql() {
     let p = project();
     assert_cmd_snapshot!(cchc(p.path()).args([
-        "gen", "--out", ".cchc/landing", "--from", "2022-03-01", "--to", "2022-03-02", "--scale", "0.01", "--seed", "1"
+        "gen",
+        "--out",
+        ".cchc/landing",
+        "--from",
+        "2022-03-01",
+        "--to",
+        "2022-03-02",
+        "--scale",
+        "0.01",
+        "--seed",
+        "1"
     ]));
     let out = cchc(p.path())
         .args(["run", "--date", "2022-03-02", "--quiet"])
         .env("CCHC_PII_KEY", "0123456789abcdef0123")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty(), "--quiet prints nothing");
     assert_cmd_snapshot!(cchc(p.path()).args([
         "sql",
@@ -91,6 +118,9 @@ fn gen_run_then_sql() {
         "SELECT tier, count(*) AS n FROM units GROUP BY tier ORDER BY tier"
     ]));
     // Quarantine is not exposed.
-    let out = cchc(p.path()).args(["sql", "SELECT * FROM quarantine"]).output().unwrap();
+    let out = cchc(p.path())
+        .args(["sql", "SELECT * FROM quarantine"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
 }

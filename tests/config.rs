@@ -18,7 +18,10 @@ fn diagnostics_of(pipelines: &[&Path], env_yaml: &str) -> String {
         std::fs::copy(p, dir.path().join("pipelines").join(p.file_name().unwrap())).unwrap();
     }
     std::fs::write(dir.path().join("configs/local.yaml"), env_yaml).unwrap();
-    let res = config::load(&dir.path().join("configs/local.yaml"), &Overrides::default());
+    let res = config::load(
+        &dir.path().join("configs/local.yaml"),
+        &Overrides::default(),
+    );
     let text = match res {
         Ok(_) => "valid".to_string(),
         Err(e @ Error::Config(_)) => e.to_string(),
@@ -32,7 +35,10 @@ const ENV: &str = "pipelines: ../pipelines\nlanding: ../landing\nwarehouse: ../w
 #[test]
 fn every_invalid_fixture_has_its_golden_diagnostics() {
     let dir = common::repo().join("tests/fixtures/invalid");
-    let mut fixtures: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut fixtures: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     fixtures.sort();
     assert!(fixtures.len() >= 6);
     for f in fixtures {
@@ -46,8 +52,17 @@ fn every_invalid_fixture_has_its_golden_diagnostics() {
 #[test]
 fn problems_in_several_files_are_all_reported() {
     let dir = common::repo().join("tests/fixtures/invalid");
-    let text = diagnostics_of(&[&dir.join("unknown_names.yaml"), &dir.join("bad_formats.yaml")], ENV);
-    assert!(text.contains("unknown_names.yaml") && text.contains("bad_formats.yaml"), "{text}");
+    let text = diagnostics_of(
+        &[
+            &dir.join("unknown_names.yaml"),
+            &dir.join("bad_formats.yaml"),
+        ],
+        ENV,
+    );
+    assert!(
+        text.contains("unknown_names.yaml") && text.contains("bad_formats.yaml"),
+        "{text}"
+    );
     assert!(text.ends_with("9 configuration problems found"), "{text}");
 }
 
@@ -59,7 +74,14 @@ fn unknown_key_in_the_environment_file() {
 
 #[test]
 fn shipped_configuration_is_valid() {
-    let cfg = config::load(&common::repo().join("configs/local.yaml"), &Overrides::default()).unwrap();
+    let cfg = config::load(
+        &common::repo().join("configs/local.yaml"),
+        &Overrides::default(),
+    )
+    .unwrap();
     let names: Vec<_> = cfg.sources.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["documents", "dossiers", "procedures", "signature_events"]);
+    assert_eq!(
+        names,
+        ["documents", "dossiers", "procedures", "signature_events"]
+    );
 }

@@ -13,7 +13,15 @@ use cchc::synth::{generate, GenOptions};
 use common::{all_strings, parquet_files, read_parquet, KEY};
 use unicode_normalization::UnicodeNormalization;
 
-const DAYS: [&str; 7] = ["2022-03-01", "2022-03-02", "2022-03-03", "2022-03-04", "2022-03-05", "2022-03-06", "2022-03-07"];
+const DAYS: [&str; 7] = [
+    "2022-03-01",
+    "2022-03-02",
+    "2022-03-03",
+    "2022-03-04",
+    "2022-03-05",
+    "2022-03-06",
+    "2022-03-07",
+];
 
 struct Week {
     dir: tempfile::TempDir,
@@ -56,8 +64,15 @@ fn independent_count(path: &Path) -> Option<u64> {
     let name = path.file_name().unwrap().to_str().unwrap();
     if name.ends_with(".json") {
         let v: serde_json::Value = serde_json::from_str(text).ok()?;
-        let expected = if name.starts_with("hoso_") { "DongBoHoSoMC" } else { "LayThuTuc" };
-        if v.get("service").and_then(|s| s.as_str()).is_some_and(|s| s != expected) {
+        let expected = if name.starts_with("hoso_") {
+            "DongBoHoSoMC"
+        } else {
+            "LayThuTuc"
+        };
+        if v.get("service")
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| s != expected)
+        {
             return None;
         }
         return v.get("data")?.as_array().map(|a| a.len() as u64);
@@ -66,8 +81,15 @@ fn independent_count(path: &Path) -> Option<u64> {
         return Some(text.lines().filter(|l| !l.trim().is_empty()).count() as u64);
     }
     // CSV: the header must name every contract column.
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
-    let headers: Vec<String> = rdr.headers().ok()?.iter().map(|h| h.nfc().collect()).collect();
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = rdr
+        .headers()
+        .ok()?
+        .iter()
+        .map(|h| h.nfc().collect())
+        .collect();
     if !headers.iter().any(|h| h == "Trạng thái") {
         return None;
     }
@@ -88,11 +110,22 @@ fn a_week_with_defects_reconciles_and_keeps_no_clear_personal_data() {
     let mut total_unreadable = 0;
     for sd in &rec.sources {
         // read = staged + quarantined, and each agrees with an independent count.
-        assert_eq!(sd.read, sd.staged + sd.quarantined, "{} {}", sd.source, sd.extract_date);
+        assert_eq!(
+            sd.read,
+            sd.staged + sd.quarantined,
+            "{} {}",
+            sd.source,
+            sd.extract_date
+        );
         let mut read = 0;
         let mut unreadable = 0;
         for f in &sd.files {
-            match independent_count(&landing.join(&sd.system).join(sd.extract_date.to_string()).join(&f.name)) {
+            match independent_count(
+                &landing
+                    .join(&sd.system)
+                    .join(sd.extract_date.to_string())
+                    .join(&f.name),
+            ) {
                 Some(n) => {
                     assert!(f.unreadable.is_none(), "{} should be readable", f.name);
                     read += n;
@@ -103,12 +136,29 @@ fn a_week_with_defects_reconciles_and_keeps_no_clear_personal_data() {
                 }
             }
         }
-        assert_eq!((sd.read, sd.unreadable_files), (read, unreadable), "{} {}", sd.source, sd.extract_date);
+        assert_eq!(
+            (sd.read, sd.unreadable_files),
+            (read, unreadable),
+            "{} {}",
+            sd.source,
+            sd.extract_date
+        );
         // What is on disk agrees with the record.
-        let part = |area: &str| wh.join(area).join(&sd.source).join(format!("extract_date={}", sd.extract_date));
-        let staged: usize = parquet_files(&part("staging")).iter().flat_map(|p| read_parquet(p)).map(|b| b.num_rows()).sum();
+        let part = |area: &str| {
+            wh.join(area)
+                .join(&sd.source)
+                .join(format!("extract_date={}", sd.extract_date))
+        };
+        let staged: usize = parquet_files(&part("staging"))
+            .iter()
+            .flat_map(|p| read_parquet(p))
+            .map(|b| b.num_rows())
+            .sum();
         assert_eq!(staged as u64, sd.staged);
-        let q: Vec<_> = parquet_files(&part("quarantine")).iter().flat_map(|p| read_parquet(p)).collect();
+        let q: Vec<_> = parquet_files(&part("quarantine"))
+            .iter()
+            .flat_map(|p| read_parquet(p))
+            .collect();
         let (mut with_pos, mut without) = (0u64, 0u64);
         for b in &q {
             let pos = b.column_by_name("position").unwrap();
@@ -119,16 +169,30 @@ fn a_week_with_defects_reconciles_and_keeps_no_clear_personal_data() {
         total_quarantined += sd.quarantined;
         total_unreadable += sd.unreadable_files;
     }
-    assert!(total_quarantined > 0 && total_unreadable > 0, "the defects must have been exercised");
-    assert!(rec.sources.iter().any(|s| !s.present), "a missing day folder was generated");
+    assert!(
+        total_quarantined > 0 && total_unreadable > 0,
+        "the defects must have been exercised"
+    );
+    assert!(
+        rec.sources.iter().any(|s| !s.present),
+        "a missing day folder was generated"
+    );
 
     // Clear personal data of every applicant in the landing area...
     let mut clear: HashSet<String> = HashSet::new();
     for p in walk(&landing.join("one_stop")) {
-        if !p.file_name().unwrap().to_str().unwrap().starts_with("hoso_") {
+        if !p
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("hoso_")
+        {
             continue;
         }
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).unwrap()) else { continue };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).unwrap()) else {
+            continue;
+        };
         for d in v["data"].as_array().into_iter().flatten() {
             for k in ["ChuHoSo", "MaDoiTuong", "SoDienThoai", "Email"] {
                 if let Some(s) = d[k].as_str().filter(|s| !s.is_empty()) {
@@ -138,7 +202,10 @@ fn a_week_with_defects_reconciles_and_keeps_no_clear_personal_data() {
             }
         }
     }
-    assert!(clear.len() > 100, "the landing must hold personal data to look for");
+    assert!(
+        clear.len() > 100,
+        "the landing must hold personal data to look for"
+    );
     // ...appears nowhere in staging, in any string column, nested ones included.
     let mut seen = 0;
     for p in parquet_files(&wh.join("staging")) {
@@ -149,7 +216,11 @@ fn a_week_with_defects_reconciles_and_keeps_no_clear_personal_data() {
             }
             seen += strings.len();
             for s in strings {
-                assert!(!clear.contains(&s), "clear personal data `{s}` in {}", p.display());
+                assert!(
+                    !clear.contains(&s),
+                    "clear personal data `{s}` in {}",
+                    p.display()
+                );
             }
         }
     }
@@ -157,7 +228,8 @@ fn a_week_with_defects_reconciles_and_keeps_no_clear_personal_data() {
 
     // The run record is on disk and says the same.
     let rec_file = wh.join("runs").join(format!("{}.json", rec.run_id));
-    let on_disk: serde_json::Value = serde_json::from_slice(&std::fs::read(rec_file).unwrap()).unwrap();
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rec_file).unwrap()).unwrap();
     assert_eq!(on_disk["totals"]["read"], rec.totals.read);
     assert_eq!(on_disk["exit_code"], 0);
 }
@@ -178,12 +250,17 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 /// Staging content of one partition, as sorted debug lines (file name of the Parquet excluded).
 fn partition_rows(wh: &Path, table: &str, day: &str) -> (usize, Vec<String>) {
-    let dir = wh.join("staging").join(table).join(format!("extract_date={day}"));
+    let dir = wh
+        .join("staging")
+        .join(table)
+        .join(format!("extract_date={day}"));
     let files = parquet_files(&dir);
     let mut rows = BTreeMap::new();
     for p in &files {
         for b in read_parquet(p) {
-            let s = arrow::util::pretty::pretty_format_batches(&[b]).unwrap().to_string();
+            let s = arrow::util::pretty::pretty_format_batches(&[b])
+                .unwrap()
+                .to_string();
             for (i, l) in s.lines().enumerate() {
                 rows.insert(format!("{l}{i}"), ());
             }
@@ -215,7 +292,14 @@ fn rerunning_a_day_replaces_its_partition() {
 fn generation_is_deterministic_for_a_seed() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    let o = |out: &Path| GenOptions { out: out.to_path_buf(), from: common::day(DAYS[0]), to: common::day(DAYS[1]), scale: 0.01, seed: 3, defects: 0.05 };
+    let o = |out: &Path| GenOptions {
+        out: out.to_path_buf(),
+        from: common::day(DAYS[0]),
+        to: common::day(DAYS[1]),
+        scale: 0.01,
+        seed: 3,
+        defects: 0.05,
+    };
     let sa = generate(&o(a.path())).unwrap();
     let sb = generate(&o(b.path())).unwrap();
     assert_eq!(sa.bytes, sb.bytes);
@@ -223,6 +307,11 @@ fn generation_is_deterministic_for_a_seed() {
     let fb = walk(b.path());
     assert_eq!(fa.len(), fb.len());
     for (x, y) in fa.iter().zip(&fb) {
-        assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap(), "{}", x.display());
+        assert_eq!(
+            std::fs::read(x).unwrap(),
+            std::fs::read(y).unwrap(),
+            "{}",
+            x.display()
+        );
     }
 }

@@ -107,7 +107,9 @@ impl FilePattern {
         match &self.suffix {
             None => name == self.prefix,
             Some(s) => {
-                name.len() >= self.prefix.len() + s.len() && name.starts_with(&self.prefix) && name.ends_with(s.as_str())
+                name.len() >= self.prefix.len() + s.len()
+                    && name.starts_with(&self.prefix)
+                    && name.ends_with(s.as_str())
             }
         }
     }
@@ -145,11 +147,29 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
-    pub fn push(&mut self, code: &'static str, file: &str, loc: Option<Location>, message: impl Into<String>) {
+    pub fn push(
+        &mut self,
+        code: &'static str,
+        file: &str,
+        loc: Option<Location>,
+        message: impl Into<String>,
+    ) {
         let (line, column) = loc.map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-        self.items.push(Diagnostic { code, file: file.to_string(), line, column, message: message.into() });
+        self.items.push(Diagnostic {
+            code,
+            file: file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        });
     }
-    fn at<T>(&mut self, code: &'static str, file: &str, s: &Spanned<T>, message: impl Into<String>) {
+    fn at<T>(
+        &mut self,
+        code: &'static str,
+        file: &str,
+        s: &Spanned<T>,
+        message: impl Into<String>,
+    ) {
         self.push(code, file, Some(s.referenced), message);
     }
 }
@@ -158,7 +178,12 @@ impl Diagnostics {
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     let best = candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&name.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&name.to_lowercase(), &c.to_lowercase()),
+                c,
+            )
+        })
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
         .min_by_key(|(d, _)| *d);
     match best {
@@ -168,7 +193,10 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
 }
 
 /// Parse one YAML file into `T`, turning a parse error into a located diagnostic.
-pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, diags: &mut Diagnostics) -> Option<T> {
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    diags: &mut Diagnostics,
+) -> Option<T> {
     let file = clean_path(path).display().to_string();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -200,9 +228,15 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
             msg = rest;
         }
     }
-    if let Some(rest) = msg.strip_prefix("unknown field `").or_else(|| msg.strip_prefix("unknown variant `")) {
+    if let Some(rest) = msg
+        .strip_prefix("unknown field `")
+        .or_else(|| msg.strip_prefix("unknown variant `"))
+    {
         if let Some((unknown, tail)) = rest.split_once('`') {
-            let expected = tail.split_once("expected one of ").map(|x| x.1).unwrap_or("");
+            let expected = tail
+                .split_once("expected one of ")
+                .map(|x| x.1)
+                .unwrap_or("");
             let candidates = expected.split(',').map(|c| c.trim().trim_matches('`'));
             return format!("{msg}{}", did_you_mean(unknown, candidates));
         }
@@ -216,7 +250,9 @@ pub fn clean_path(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
-            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
                 out.pop();
             }
             Component::CurDir => {}
@@ -252,11 +288,22 @@ pub fn load(config_file: &Path, overrides: &Overrides) -> Result<Config> {
     }
 }
 
-fn load_collecting(config_file: &Path, overrides: &Overrides, diags: &mut Diagnostics) -> Option<Config> {
+fn load_collecting(
+    config_file: &Path,
+    overrides: &Overrides,
+    diags: &mut Diagnostics,
+) -> Option<Config> {
     let env: RawEnv = parse_yaml(config_file, diags)?;
     let base = config_file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let file = clean_path(config_file).display().to_string();
-    let pipelines_dir = clean_path(&base.join(env.pipelines.as_ref().map(|s| s.value.as_str()).unwrap_or("../pipelines")));
+    let pipelines_dir = clean_path(
+        &base.join(
+            env.pipelines
+                .as_ref()
+                .map(|s| s.value.as_str())
+                .unwrap_or("../pipelines"),
+        ),
+    );
     let landing = overrides
         .landing
         .clone()
@@ -272,10 +319,24 @@ fn load_collecting(config_file: &Path, overrides: &Overrides, diags: &mut Diagno
         .clone()
         .or_else(|| env.units.as_ref().map(|s| resolve(&base, &s.value)))
         .unwrap_or_else(|| format!("{}/reference/units.csv", landing.trim_end_matches('/')));
-    let pii_key_env = env.pii_key_env.as_ref().map(|s| s.value.clone()).unwrap_or_else(|| DEFAULT_PII_KEY_ENV.into());
+    let pii_key_env = env
+        .pii_key_env
+        .as_ref()
+        .map(|s| s.value.clone())
+        .unwrap_or_else(|| DEFAULT_PII_KEY_ENV.into());
     if let Some(k) = &env.pii_key_env {
-        if k.value.is_empty() || !k.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            diags.at("C007", &file, k, format!("`{}` is not an environment variable name", k.value));
+        if k.value.is_empty()
+            || !k
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            diags.at(
+                "C007",
+                &file,
+                k,
+                format!("`{}` is not an environment variable name", k.value),
+            );
         }
     }
 
@@ -286,7 +347,15 @@ fn load_collecting(config_file: &Path, overrides: &Overrides, diags: &mut Diagno
             .collect(),
         Err(e) => {
             let loc = env.pipelines.as_ref().map(|s| s.referenced);
-            diags.push("C001", &file, loc, format!("cannot read pipeline folder {}: {e}", pipelines_dir.display()));
+            diags.push(
+                "C001",
+                &file,
+                loc,
+                format!(
+                    "cannot read pipeline folder {}: {e}",
+                    pipelines_dir.display()
+                ),
+            );
             Vec::new()
         }
     };
@@ -294,13 +363,31 @@ fn load_collecting(config_file: &Path, overrides: &Overrides, diags: &mut Diagno
     let mut sources = Vec::new();
     let mut seen_systems: Vec<String> = Vec::new();
     for path in &files {
-        let Some(p) = parse_yaml::<RawPipeline>(path, diags) else { continue };
+        let Some(p) = parse_yaml::<RawPipeline>(path, diags) else {
+            continue;
+        };
         let pfile = clean_path(path).display().to_string();
         if !is_identifier(&p.system.value) {
-            diags.at("C007", &pfile, &p.system, format!("system `{}` must be a lower-case identifier (it names a landing folder)", p.system.value));
+            diags.at(
+                "C007",
+                &pfile,
+                &p.system,
+                format!(
+                    "system `{}` must be a lower-case identifier (it names a landing folder)",
+                    p.system.value
+                ),
+            );
         }
         if seen_systems.contains(&p.system.value) {
-            diags.at("C006", &pfile, &p.system, format!("system `{}` is declared by another pipeline file too", p.system.value));
+            diags.at(
+                "C006",
+                &pfile,
+                &p.system,
+                format!(
+                    "system `{}` is declared by another pipeline file too",
+                    p.system.value
+                ),
+            );
         }
         seen_systems.push(p.system.value.clone());
         for s in p.sources {
@@ -313,22 +400,55 @@ fn load_collecting(config_file: &Path, overrides: &Overrides, diags: &mut Diagno
         }
     }
     if files.is_empty() && diags.items.is_empty() {
-        diags.push("C001", &file, None, format!("no pipeline YAML in {}", pipelines_dir.display()));
+        diags.push(
+            "C001",
+            &file,
+            None,
+            format!("no pipeline YAML in {}", pipelines_dir.display()),
+        );
     }
-    Some(Config { config_file: config_file.to_path_buf(), landing, warehouse, units, pii_key_env, sources })
+    Some(Config {
+        config_file: config_file.to_path_buf(),
+        landing,
+        warehouse,
+        units,
+        pii_key_env,
+        sources,
+    })
 }
 
 /// Reserved staging column names added by ingest.
 pub const META_COLUMNS: [&str; 3] = ["extract_date", "source_file", "source_position"];
 
-fn validate_source(system: &str, s: RawSource, file: &str, diags: &mut Diagnostics) -> Option<Source> {
+fn validate_source(
+    system: &str,
+    s: RawSource,
+    file: &str,
+    diags: &mut Diagnostics,
+) -> Option<Source> {
     let before = diags.items.len();
     if !is_identifier(&s.name.value) {
-        diags.at("C007", file, &s.name, format!("source name `{}` must be a lower-case identifier (it names a table)", s.name.value));
+        diags.at(
+            "C007",
+            file,
+            &s.name,
+            format!(
+                "source name `{}` must be a lower-case identifier (it names a table)",
+                s.name.value
+            ),
+        );
     }
     let pattern = parse_pattern(&s.files.value);
     if pattern.is_none() {
-        diags.at("C007", file, &s.files, format!("file pattern `{}` must be a file name with at most one `*` and no `/`", s.files.value));
+        diags.at(
+            "C007",
+            file,
+            &s.files,
+            format!(
+                "file pattern `{}` must be a file name with at most one `*` and no `/`",
+                s.files.value
+            ),
+        );
     }
     let columns = validate_columns(&s.columns, file, diags);
     // Names as declared (a column whose type is wrong is still a column, reported once).
@@ -336,22 +456,50 @@ fn validate_source(system: &str, s: RawSource, file: &str, diags: &mut Diagnosti
     let find = |n: &Spanned<String>, diags: &mut Diagnostics, what: &str| -> Option<usize> {
         let pos = names.iter().position(|c| *c == n.value);
         if pos.is_none() {
-            diags.at("C005", file, n, format!("{what} `{}` is not a column of source `{}`{}", n.value, s.name.value, did_you_mean(&n.value, names.iter().copied())));
+            diags.at(
+                "C005",
+                file,
+                n,
+                format!(
+                    "{what} `{}` is not a column of source `{}`{}",
+                    n.value,
+                    s.name.value,
+                    did_you_mean(&n.value, names.iter().copied())
+                ),
+            );
         }
         pos
     };
     if s.key.is_empty() {
-        diags.at("C005", file, &s.name, "a source needs a key (the column(s) that identify an entity)");
+        diags.at(
+            "C005",
+            file,
+            &s.name,
+            "a source needs a key (the column(s) that identify an entity)",
+        );
     }
-    let key: Vec<String> = s.key.iter().filter_map(|k| find(k, diags, "key column").map(|_| k.value.clone())).collect();
+    let key: Vec<String> = s
+        .key
+        .iter()
+        .filter_map(|k| find(k, diags, "key column").map(|_| k.value.clone()))
+        .collect();
     let mut rules = Vec::new();
     for r in &s.rules {
         let col = find(&r.when.column, diags, "rule column");
-        let req: Vec<Option<usize>> = r.require_any.iter().map(|c| find(c, diags, "rule column")).collect();
+        let req: Vec<Option<usize>> = r
+            .require_any
+            .iter()
+            .map(|c| find(c, diags, "rule column"))
+            .collect();
         if let (Some(col), true) = (col, req.iter().all(Option::is_some)) {
             rules.push(Rule {
                 column: col,
-                values: r.when.values.iter().map(|v| crate::ingest::text::nfc(v)).collect(),
+                values: r
+                    .when
+                    .values
+                    .iter()
+                    .map(|v| crate::ingest::text::nfc(v))
+                    .collect(),
                 require_any: req.into_iter().flatten().collect(),
                 reason: r.reason.clone(),
             });
@@ -379,12 +527,24 @@ fn validate_source(system: &str, s: RawSource, file: &str, diags: &mut Diagnosti
 }
 
 fn parse_pattern(p: &str) -> Option<FilePattern> {
-    if p.is_empty() || p.contains('/') || p.contains('\\') || p == "." || p == ".." || p.matches('*').count() > 1 {
+    if p.is_empty()
+        || p.contains('/')
+        || p.contains('\\')
+        || p == "."
+        || p == ".."
+        || p.matches('*').count() > 1
+    {
         return None;
     }
     Some(match p.split_once('*') {
-        Some((a, b)) => FilePattern { prefix: a.to_string(), suffix: Some(b.to_string()) },
-        None => FilePattern { prefix: p.to_string(), suffix: None },
+        Some((a, b)) => FilePattern {
+            prefix: a.to_string(),
+            suffix: Some(b.to_string()),
+        },
+        None => FilePattern {
+            prefix: p.to_string(),
+            suffix: None,
+        },
     })
 }
 
@@ -396,13 +556,34 @@ fn validate_columns(cols: &[RawColumn], file: &str, diags: &mut Diagnostics) -> 
     let mut out: Vec<Column> = Vec::new();
     for c in cols {
         if !is_identifier(&c.name.value) {
-            diags.at("C007", file, &c.name, format!("column name `{}` must be a lower-case identifier", c.name.value));
+            diags.at(
+                "C007",
+                file,
+                &c.name,
+                format!(
+                    "column name `{}` must be a lower-case identifier",
+                    c.name.value
+                ),
+            );
         }
         if META_COLUMNS.contains(&c.name.value.as_str()) {
-            diags.at("C006", file, &c.name, format!("column name `{}` is reserved for ingest metadata", c.name.value));
+            diags.at(
+                "C006",
+                file,
+                &c.name,
+                format!(
+                    "column name `{}` is reserved for ingest metadata",
+                    c.name.value
+                ),
+            );
         }
         if out.iter().any(|o| o.name == c.name.value) {
-            diags.at("C006", file, &c.name, format!("column `{}` is declared twice", c.name.value));
+            diags.at(
+                "C006",
+                file,
+                &c.name,
+                format!("column `{}` is declared twice", c.name.value),
+            );
         }
         let fmt = c.format.as_ref();
         let kind = match c.ty.value.as_str() {
@@ -427,27 +608,68 @@ fn validate_columns(cols: &[RawColumn], file: &str, diags: &mut Diagnostics) -> 
             "list" => match &c.fields {
                 Some(f) if !f.is_empty() => Some(Kind::List(validate_columns(f, file, diags))),
                 _ => {
-                    diags.at("C009", file, &c.ty, format!("list column `{}` needs `fields` (its item fields)", c.name.value));
+                    diags.at(
+                        "C009",
+                        file,
+                        &c.ty,
+                        format!(
+                            "list column `{}` needs `fields` (its item fields)",
+                            c.name.value
+                        ),
+                    );
                     None
                 }
             },
             other => {
-                diags.at("C003", file, &c.ty, format!("unknown column type `{other}`{} (types: {})", did_you_mean(other, TYPES), TYPES.join(", ")));
+                diags.at(
+                    "C003",
+                    file,
+                    &c.ty,
+                    format!(
+                        "unknown column type `{other}`{} (types: {})",
+                        did_you_mean(other, TYPES),
+                        TYPES.join(", ")
+                    ),
+                );
                 None
             }
         };
         if c.fields.is_some() && c.ty.value != "list" {
-            diags.at("C009", file, &c.ty, format!("`fields` is only for list columns; `{}` is a {}", c.name.value, c.ty.value));
+            diags.at(
+                "C009",
+                file,
+                &c.ty,
+                format!(
+                    "`fields` is only for list columns; `{}` is a {}",
+                    c.name.value, c.ty.value
+                ),
+            );
         }
-        if fmt.is_some() && !matches!(c.ty.value.as_str(), "timestamp" | "date") {
-            let f = fmt.unwrap();
-            diags.at("C004", file, f, format!("`format` is only for timestamp and date columns; `{}` is a {}", c.name.value, c.ty.value));
+        if let Some(f) = fmt.filter(|_| !matches!(c.ty.value.as_str(), "timestamp" | "date")) {
+            diags.at(
+                "C004",
+                file,
+                f,
+                format!(
+                    "`format` is only for timestamp and date columns; `{}` is a {}",
+                    c.name.value, c.ty.value
+                ),
+            );
         }
         let references_units = match &c.references {
             None => false,
             Some(r) if r.value == "units" => true,
             Some(r) => {
-                diags.at("C008", file, r, format!("unknown reference `{}`{} (known: units)", r.value, did_you_mean(&r.value, ["units"])));
+                diags.at(
+                    "C008",
+                    file,
+                    r,
+                    format!(
+                        "unknown reference `{}`{} (known: units)",
+                        r.value,
+                        did_you_mean(&r.value, ["units"])
+                    ),
+                );
                 false
             }
         };
@@ -459,7 +681,10 @@ fn validate_columns(cols: &[RawColumn], file: &str, diags: &mut Diagnostics) -> 
                 required: c.required,
                 nullable: c.nullable,
                 pii: c.pii,
-                allowed: c.allowed.as_ref().map(|v| v.iter().map(|s| crate::ingest::text::nfc(s)).collect()),
+                allowed: c
+                    .allowed
+                    .as_ref()
+                    .map(|v| v.iter().map(|s| crate::ingest::text::nfc(s)).collect()),
                 references_units,
                 description: c.description.clone().unwrap_or_default(),
             });
@@ -468,9 +693,35 @@ fn validate_columns(cols: &[RawColumn], file: &str, diags: &mut Diagnostics) -> 
     out
 }
 
-fn bad_format(diags: &mut Diagnostics, file: &str, c: &RawColumn, got: Option<&str>, known: &[&str]) {
+fn bad_format(
+    diags: &mut Diagnostics,
+    file: &str,
+    c: &RawColumn,
+    got: Option<&str>,
+    known: &[&str],
+) {
     match (got, c.format.as_ref()) {
-        (Some(g), Some(f)) => diags.at("C004", file, f, format!("unknown {} format `{g}`{} (formats: {})", c.ty.value, did_you_mean(g, known.iter().copied()), known.join(", "))),
-        _ => diags.at("C004", file, &c.ty, format!("{} column `{}` needs a `format` (one of: {})", c.ty.value, c.name.value, known.join(", "))),
+        (Some(g), Some(f)) => diags.at(
+            "C004",
+            file,
+            f,
+            format!(
+                "unknown {} format `{g}`{} (formats: {})",
+                c.ty.value,
+                did_you_mean(g, known.iter().copied()),
+                known.join(", ")
+            ),
+        ),
+        _ => diags.at(
+            "C004",
+            file,
+            &c.ty,
+            format!(
+                "{} column `{}` needs a `format` (one of: {})",
+                c.ty.value,
+                c.name.value,
+                known.join(", ")
+            ),
+        ),
     }
 }

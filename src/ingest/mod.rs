@@ -84,17 +84,25 @@ pub fn quarantine_schema() -> SchemaRef {
 fn quarantine_batch(day: i32, rows: &[BadRecord]) -> Result<RecordBatch> {
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Date32Array::from(vec![day; rows.len()])),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.file.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.file.as_str()),
+        )),
         Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.position))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.reason.as_str()))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.raw.as_deref()))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.reason.as_str()),
+        )),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.raw.as_deref()),
+        )),
     ];
     Ok(RecordBatch::try_new(quarantine_schema(), cols)?)
 }
 
 /// Parquet bytes of one batch (ZSTD level 1: a good size/speed trade-off for staging).
 pub fn parquet_bytes(batch: &RecordBatch) -> Result<Bytes> {
-    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?)).build();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .build();
     let mut w = ArrowWriter::try_new(Vec::with_capacity(1 << 20), batch.schema(), Some(props))?;
     w.write(batch)?;
     Ok(Bytes::from(w.into_inner()?))
@@ -107,10 +115,16 @@ pub fn partition(area: &str, table: &str, day: NaiveDate) -> String {
 
 /// Replace the content of a partition folder with `batch` (nothing when it has no rows).
 /// The new file is written under a run-unique name before the older files are removed.
-async fn replace_partition(wh: &Location, folder: &str, run_id: &str, batch: Option<&RecordBatch>) -> Result<()> {
+async fn replace_partition(
+    wh: &Location,
+    folder: &str,
+    run_id: &str,
+    batch: Option<&RecordBatch>,
+) -> Result<()> {
     let new_name = format!("part-{run_id}.parquet");
     if let Some(b) = batch.filter(|b| b.num_rows() > 0) {
-        wh.put(&wh.path(&format!("{folder}/{new_name}")), parquet_bytes(b)?).await?;
+        wh.put(&wh.path(&format!("{folder}/{new_name}")), parquet_bytes(b)?)
+            .await?;
     }
     for old in wh.list(folder).await? {
         if file_name(&old.location) != new_name {
@@ -127,12 +141,22 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
     let prefix_len = env.landing.path(&folder).parts().count();
     let mut files: Vec<_> = objects
         .into_iter()
-        .filter(|o| o.location.parts().count() == prefix_len + 1 && source.pattern.matches(file_name(&o.location)))
+        .filter(|o| {
+            o.location.parts().count() == prefix_len + 1
+                && source.pattern.matches(file_name(&o.location))
+        })
         .collect();
-    files.sort_by(|a, b| file_name(&a.location).as_bytes().cmp(file_name(&b.location).as_bytes()));
+    files.sort_by(|a, b| {
+        file_name(&a.location)
+            .as_bytes()
+            .cmp(file_name(&b.location).as_bytes())
+    });
 
     let index = field_index(source);
-    let ctx = Context { units: &env.units.codes, pii: &env.pii };
+    let ctx = Context {
+        units: &env.units.codes,
+        pii: &env.pii,
+    };
     let mut typer = Typer::new(source);
     let mut quarantine = Vec::new();
     let day_num = date_to_days(day);
@@ -166,10 +190,17 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
         let unreadable = outcome.err();
         if let Some(reason) = &unreadable {
             if counts != Counts::default() {
-                return Err(Error::Internal(format!("reader emitted records of unreadable file {name}")));
+                return Err(Error::Internal(format!(
+                    "reader emitted records of unreadable file {name}"
+                )));
             }
             tracing::warn!(source = %source.name, day = %day, file = %name, reason = %reason, "unreadable file quarantined");
-            quarantine.push(BadRecord { file: name.clone(), position: None, reason: reason.clone(), raw: None });
+            quarantine.push(BadRecord {
+                file: name.clone(),
+                position: None,
+                reason: reason.clone(),
+                raw: None,
+            });
             report.unreadable_files += 1;
         }
         report.read += counts.read;
@@ -186,7 +217,8 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
         });
     }
     let batch = typer.finish()?;
-    if report.read != report.staged + report.quarantined || batch.num_rows() as u64 != report.staged {
+    if report.read != report.staged + report.quarantined || batch.num_rows() as u64 != report.staged
+    {
         return Err(Error::Internal(format!(
             "{} {day}: read {} != staged {} + quarantined {}",
             source.name, report.read, report.staged, report.quarantined
@@ -194,8 +226,20 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
     }
     let q = quarantine_batch(day_num, &quarantine)?;
     env.rt.block_on(async {
-        replace_partition(&env.warehouse, &partition("staging", &source.name, day), &env.run_id, Some(&batch)).await?;
-        replace_partition(&env.warehouse, &partition("quarantine", &source.name, day), &env.run_id, Some(&q)).await
+        replace_partition(
+            &env.warehouse,
+            &partition("staging", &source.name, day),
+            &env.run_id,
+            Some(&batch),
+        )
+        .await?;
+        replace_partition(
+            &env.warehouse,
+            &partition("quarantine", &source.name, day),
+            &env.run_id,
+            Some(&q),
+        )
+        .await
     })?;
     tracing::info!(
         source = %source.name, day = %day, files = report.files.len(), read = report.read,

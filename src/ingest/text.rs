@@ -30,7 +30,9 @@ pub struct Pseudonymiser {
 
 impl Pseudonymiser {
     pub fn new(key: &[u8]) -> Self {
-        Self { mac: Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length") }
+        Self {
+            mac: Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length"),
+        }
     }
 
     /// `value` must already be NFC.

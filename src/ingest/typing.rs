@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, Date32Builder, Int64Builder, ListArray, RecordBatch, StringBuilder, StructArray,
-    TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, Date32Builder, Int64Builder, ListArray, RecordBatch, StringBuilder,
+    StructArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -26,18 +26,27 @@ pub fn arrow_type(kind: &Kind) -> DataType {
         Kind::Int => DataType::Int64,
         Kind::Timestamp(_) => DataType::Timestamp(TimeUnit::Microsecond, Some(TZ.into())),
         Kind::Date(_) => DataType::Date32,
-        Kind::List(fields) => DataType::List(Arc::new(Field::new("item", DataType::Struct(struct_fields(fields)), true))),
+        Kind::List(fields) => DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Struct(struct_fields(fields)),
+            true,
+        ))),
     }
 }
 
 fn struct_fields(cols: &[Column]) -> Fields {
-    cols.iter().map(|c| Field::new(&c.name, arrow_type(&c.kind), true)).collect()
+    cols.iter()
+        .map(|c| Field::new(&c.name, arrow_type(&c.kind), true))
+        .collect()
 }
 
 /// The staging schema of a source: its declared columns, then the ingest metadata.
 pub fn staging_schema(source: &Source) -> SchemaRef {
-    let mut fields: Vec<Field> =
-        source.columns.iter().map(|c| Field::new(&c.name, arrow_type(&c.kind), !c.required)).collect();
+    let mut fields: Vec<Field> = source
+        .columns
+        .iter()
+        .map(|c| Field::new(&c.name, arrow_type(&c.kind), !c.required))
+        .collect();
     fields.push(Field::new("extract_date", DataType::Date32, false));
     fields.push(Field::new("source_file", DataType::Utf8, false));
     fields.push(Field::new("source_position", DataType::Int64, false));
@@ -67,7 +76,10 @@ fn days_from_ce(d: NaiveDate) -> i32 {
 }
 
 fn local_micros(dt: NaiveDateTime) -> Option<i64> {
-    chrono_tz::Asia::Ho_Chi_Minh.from_local_datetime(&dt).single().map(|t| t.timestamp_micros())
+    chrono_tz::Asia::Ho_Chi_Minh
+        .from_local_datetime(&dt)
+        .single()
+        .map(|t| t.timestamp_micros())
 }
 
 fn digits(s: &str) -> bool {
@@ -91,7 +103,13 @@ pub fn parse_compact(s: &str) -> Option<i64> {
 /// `dd/MM/yyyy`.
 pub fn parse_day_first_date(s: &str) -> Option<NaiveDate> {
     let b = s.as_bytes();
-    if s.len() != 10 || b[2] != b'/' || b[5] != b'/' || !digits(&s[0..2]) || !digits(&s[3..5]) || !digits(&s[6..10]) {
+    if s.len() != 10
+        || b[2] != b'/'
+        || b[5] != b'/'
+        || !digits(&s[0..2])
+        || !digits(&s[3..5])
+        || !digits(&s[6..10])
+    {
         return None;
     }
     NaiveDate::from_ymd_opt(num(&s[6..10]) as i32, num(&s[3..5]), num(&s[0..2]))
@@ -101,8 +119,15 @@ pub fn parse_day_first_date(s: &str) -> Option<NaiveDate> {
 pub fn parse_day_first(s: &str) -> Option<i64> {
     let (d, t) = match s.len() {
         10 => (parse_day_first_date(s)?, NaiveTime::MIN),
-        16 if s.as_bytes()[10] == b' ' && s.as_bytes()[13] == b':' && digits(&s[11..13]) && digits(&s[14..16]) => {
-            (parse_day_first_date(&s[..10])?, NaiveTime::from_hms_opt(num(&s[11..13]), num(&s[14..16]), 0)?)
+        16 if s.as_bytes()[10] == b' '
+            && s.as_bytes()[13] == b':'
+            && digits(&s[11..13])
+            && digits(&s[14..16]) =>
+        {
+            (
+                parse_day_first_date(&s[..10])?,
+                NaiveTime::from_hms_opt(num(&s[11..13]), num(&s[14..16]), 0)?,
+            )
         }
         _ => return None,
     };
@@ -111,7 +136,9 @@ pub fn parse_day_first(s: &str) -> Option<i64> {
 
 /// RFC 3339 with an offset (`Z` counts as one).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros())
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_micros())
 }
 
 fn format_name(kind: &Kind) -> &'static str {
@@ -140,7 +167,9 @@ pub fn convert<'a>(col: &Column, v: Option<&Val<'a>>, ctx: &Context) -> Result<T
         Some(Val::Null) if col.nullable && !col.required => return Ok(Typed::Null),
         Some(Val::Int(i)) if matches!(col.kind, Kind::Int) => return Ok(Typed::Int(*i)),
         Some(Val::Arr(items)) if matches!(col.kind, Kind::List(_)) => {
-            let Kind::List(fields) = &col.kind else { unreachable!() };
+            let Kind::List(fields) = &col.kind else {
+                unreachable!()
+            };
             return convert_list(col, fields, items, ctx);
         }
         Some(Val::Str(s)) => s,
@@ -150,26 +179,48 @@ pub fn convert<'a>(col: &Column, v: Option<&Val<'a>>, ctx: &Context) -> Result<T
                 Kind::Int => "an integer or a string of digits",
                 _ => "a string",
             };
-            return Err(format!("field `{}` is {}, expected {expected}", col.from, other.kind()));
+            return Err(format!(
+                "field `{}` is {}, expected {expected}",
+                col.from,
+                other.kind()
+            ));
         }
     };
     if matches!(col.kind, Kind::List(_)) {
-        return Err(format!("field `{}` is a string, expected an array of objects", col.from));
+        return Err(format!(
+            "field `{}` is a string, expected an array of objects",
+            col.from
+        ));
     }
     let text: Cow<'a, str> = match s {
         Cow::Borrowed(b) => nfc_cow(b),
         Cow::Owned(o) => Cow::Owned(nfc_cow(o).into_owned()),
     };
-    let bad_value = || format!("field `{}` = `{}` is not {}", col.from, text, format_name(&col.kind));
+    let bad_value = || {
+        format!(
+            "field `{}` = `{}` is not {}",
+            col.from,
+            text,
+            format_name(&col.kind)
+        )
+    };
     match &col.kind {
         Kind::String => {
             if let Some(allowed) = &col.allowed {
                 if !allowed.iter().any(|a| a == text.as_ref()) {
-                    return Err(format!("field `{}` = `{}` is not one of {}", col.from, text, allowed.join(", ")));
+                    return Err(format!(
+                        "field `{}` = `{}` is not one of {}",
+                        col.from,
+                        text,
+                        allowed.join(", ")
+                    ));
                 }
             }
             if col.references_units && !ctx.units.contains(text.as_ref()) {
-                return Err(format!("field `{}` = `{}` is not a unit code of units.csv", col.from, text));
+                return Err(format!(
+                    "field `{}` = `{}` is not a unit code of units.csv",
+                    col.from, text
+                ));
             }
             if col.pii {
                 return Ok(Typed::Str(Cow::Owned(ctx.pii.token(&text))));
@@ -191,26 +242,48 @@ pub fn convert<'a>(col: &Column, v: Option<&Val<'a>>, ctx: &Context) -> Result<T
             };
             micros.map(Typed::Micros).ok_or_else(bad_value)
         }
-        Kind::Date(DateFormat::DayFirst) => {
-            parse_day_first_date(&text).map(|d| Typed::Date(days_from_ce(d))).ok_or_else(bad_value)
-        }
+        Kind::Date(DateFormat::DayFirst) => parse_day_first_date(&text)
+            .map(|d| Typed::Date(days_from_ce(d)))
+            .ok_or_else(bad_value),
         Kind::List(_) => unreachable!(),
     }
 }
 
-fn convert_list<'a>(col: &Column, fields: &[Column], items: &[Val<'a>], ctx: &Context) -> Result<Typed<'a>, String> {
+fn convert_list<'a>(
+    col: &Column,
+    fields: &[Column],
+    items: &[Val<'a>],
+    ctx: &Context,
+) -> Result<Typed<'a>, String> {
     let mut out = Vec::with_capacity(items.len());
     for (n, item) in items.iter().enumerate() {
         let Val::Obj(pairs) = item else {
-            return Err(format!("field `{}` item {} is {}, expected an object", col.from, n + 1, item.kind()));
+            return Err(format!(
+                "field `{}` item {} is {}, expected an object",
+                col.from,
+                n + 1,
+                item.kind()
+            ));
         };
         if let Some((k, v)) = pairs.iter().find(|(_, v)| !matches!(v, Val::Str(_))) {
-            return Err(format!("field `{}` item {}: `{k}` is {}, expected a string", col.from, n + 1, v.kind()));
+            return Err(format!(
+                "field `{}` item {}: `{k}` is {}, expected a string",
+                col.from,
+                n + 1,
+                v.kind()
+            ));
         }
         let mut row = Vec::with_capacity(fields.len());
         for f in fields {
-            let v = pairs.iter().rev().find(|(k, _)| k.as_ref() == f.from).map(|(_, v)| v);
-            row.push(convert(f, v, ctx).map_err(|e| format!("field `{}` item {}: {e}", col.from, n + 1))?);
+            let v = pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k.as_ref() == f.from)
+                .map(|(_, v)| v);
+            row.push(
+                convert(f, v, ctx)
+                    .map_err(|e| format!("field `{}` item {}: {e}", col.from, n + 1))?,
+            );
         }
         out.push(row);
     }
@@ -223,7 +296,12 @@ enum ColBuf {
     Int(Int64Builder),
     Ts(TimestampMicrosecondBuilder),
     Date(Date32Builder),
-    List { offsets: Vec<i32>, valid: Vec<bool>, children: Vec<ColBuf>, fields: Fields },
+    List {
+        offsets: Vec<i32>,
+        valid: Vec<bool>,
+        children: Vec<ColBuf>,
+        fields: Fields,
+    },
 }
 
 impl ColBuf {
@@ -252,7 +330,15 @@ impl ColBuf {
             (ColBuf::Ts(b), _) => b.append_null(),
             (ColBuf::Date(b), Typed::Date(d)) => b.append_value(*d),
             (ColBuf::Date(b), _) => b.append_null(),
-            (ColBuf::List { offsets, valid, children, .. }, v) => {
+            (
+                ColBuf::List {
+                    offsets,
+                    valid,
+                    children,
+                    ..
+                },
+                v,
+            ) => {
                 let last = *offsets.last().unwrap();
                 match v {
                     Typed::List(rows) => {
@@ -279,7 +365,12 @@ impl ColBuf {
             ColBuf::Int(b) => Arc::new(b.finish()),
             ColBuf::Ts(b) => Arc::new(b.finish()),
             ColBuf::Date(b) => Arc::new(b.finish()),
-            ColBuf::List { offsets, valid, children, fields } => {
+            ColBuf::List {
+                offsets,
+                valid,
+                children,
+                fields,
+            } => {
                 let arrays: Vec<ArrayRef> = children.iter_mut().map(|c| c.finish()).collect();
                 let len = *offsets.last().unwrap() as usize;
                 let values = if fields.is_empty() {
@@ -311,7 +402,11 @@ impl<'s> Typer<'s> {
         Self {
             source,
             schema: staging_schema(source),
-            cols: source.columns.iter().map(|c| ColBuf::new(&c.kind)).collect(),
+            cols: source
+                .columns
+                .iter()
+                .map(|c| ColBuf::new(&c.kind))
+                .collect(),
             extract_date: Date32Builder::new(),
             file: StringBuilder::new(),
             position: Int64Builder::new(),
@@ -390,8 +485,14 @@ mod tests {
 
     #[test]
     fn day_first_with_and_without_time() {
-        assert_eq!(parse_day_first("01/03/2022 07:00"), Some(1_646_092_800_000_000));
-        assert_eq!(parse_day_first("01/03/2022"), Some(1_646_092_800_000_000 - 7 * 3600 * 1_000_000));
+        assert_eq!(
+            parse_day_first("01/03/2022 07:00"),
+            Some(1_646_092_800_000_000)
+        );
+        assert_eq!(
+            parse_day_first("01/03/2022"),
+            Some(1_646_092_800_000_000 - 7 * 3600 * 1_000_000)
+        );
         assert!(parse_day_first("31/02/2022").is_none());
         assert!(parse_day_first("2022-03-01").is_none());
         assert!(parse_day_first("01/03/2022 7:00").is_none());

@@ -36,7 +36,11 @@ impl Units {
                     u.unit_code = u.unit_code.trim().to_string();
                     u.unit_name = super::text::nfc(&u.unit_name);
                     if !TIERS.contains(&u.tier.as_str()) {
-                        problems.push(format!("{name}: record {}: unknown tier `{}`", i + 1, u.tier));
+                        problems.push(format!(
+                            "{name}: record {}: unknown tier `{}`",
+                            i + 1,
+                            u.tier
+                        ));
                     }
                     rows.push(u);
                 }
@@ -49,7 +53,10 @@ impl Units {
         }
         for u in &rows {
             if !u.parent_code.is_empty() && !codes.contains(&u.parent_code) {
-                problems.push(format!("{name}: unit {} has unknown parent {}", u.unit_code, u.parent_code));
+                problems.push(format!(
+                    "{name}: unit {} has unknown parent {}",
+                    u.unit_code, u.parent_code
+                ));
             }
         }
         if rows.is_empty() {

@@ -126,7 +126,11 @@ impl<'de> Visitor<'de> for RecordSeed<'_, 'de> {
 }
 
 /// Parse `text` as one record object into `slots`; `Err` is the reason the record is bad.
-pub fn parse_record<'de>(text: &'de str, index: &FieldIndex, slots: &mut [Option<Val<'de>>]) -> Result<(), String> {
+pub fn parse_record<'de>(
+    text: &'de str,
+    index: &FieldIndex,
+    slots: &mut [Option<Val<'de>>],
+) -> Result<(), String> {
     slots.iter_mut().for_each(|s| *s = None);
     let mut de = serde_json::Deserializer::from_str(text);
     RecordSeed { index, slots }

@@ -66,7 +66,12 @@ impl Harness {
     }
 
     pub fn run(&self, days: &[&str]) -> RunRecord {
-        let (rec, err) = run::run(&self.cfg, "test", days.iter().map(|d| day(d)).collect(), KEY);
+        let (rec, err) = run::run(
+            &self.cfg,
+            "test",
+            days.iter().map(|d| day(d)).collect(),
+            KEY,
+        );
         if let Some(e) = err {
             panic!("run failed: {e}");
         }
@@ -75,7 +80,10 @@ impl Harness {
 
     /// All rows of every Parquet file under `<warehouse>/<area>/<table>`.
     pub fn read(&self, area: &str, table: &str) -> Vec<RecordBatch> {
-        parquet_files(&self.warehouse().join(area).join(table)).iter().flat_map(|p| read_parquet(p)).collect()
+        parquet_files(&self.warehouse().join(area).join(table))
+            .iter()
+            .flat_map(|p| read_parquet(p))
+            .collect()
     }
 
     /// (file, position, reason) of every quarantined entry of a source, ordered.
@@ -83,10 +91,17 @@ impl Harness {
         let mut out = Vec::new();
         for b in self.read("quarantine", source) {
             let f = b.column_by_name("source_file").unwrap().as_string::<i32>();
-            let p = b.column_by_name("position").unwrap().as_primitive::<arrow::datatypes::Int64Type>();
+            let p = b
+                .column_by_name("position")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Int64Type>();
             let r = b.column_by_name("reason").unwrap().as_string::<i32>();
             for i in 0..b.num_rows() {
-                out.push((f.value(i).to_string(), (!p.is_null(i)).then(|| p.value(i)), r.value(i).to_string()));
+                out.push((
+                    f.value(i).to_string(),
+                    (!p.is_null(i)).then(|| p.value(i)),
+                    r.value(i).to_string(),
+                ));
             }
         }
         out.sort();
@@ -98,11 +113,19 @@ impl Harness {
         let mut rows: Vec<(String, i64, Option<String>)> = Vec::new();
         for b in self.read("staging", table) {
             let f = b.column_by_name("source_file").unwrap().as_string::<i32>();
-            let p = b.column_by_name("source_position").unwrap().as_primitive::<arrow::datatypes::Int64Type>();
-            let c = arrow::compute::cast(b.column_by_name(column).unwrap(), &DataType::Utf8).unwrap();
+            let p = b
+                .column_by_name("source_position")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Int64Type>();
+            let c =
+                arrow::compute::cast(b.column_by_name(column).unwrap(), &DataType::Utf8).unwrap();
             let c = c.as_string::<i32>();
             for i in 0..b.num_rows() {
-                rows.push((f.value(i).to_string(), p.value(i), (!c.is_null(i)).then(|| c.value(i).to_string())));
+                rows.push((
+                    f.value(i).to_string(),
+                    p.value(i),
+                    (!c.is_null(i)).then(|| c.value(i).to_string()),
+                ));
             }
         }
         rows.sort();
@@ -110,7 +133,10 @@ impl Harness {
     }
 
     pub fn staged_count(&self, table: &str) -> usize {
-        self.read("staging", table).iter().map(|b| b.num_rows()).sum()
+        self.read("staging", table)
+            .iter()
+            .map(|b| b.num_rows())
+            .sum()
     }
 }
 
@@ -132,7 +158,12 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
 
 pub fn read_parquet(p: &Path) -> Vec<RecordBatch> {
     let f = std::fs::File::open(p).unwrap();
-    ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap().map(|b| b.unwrap()).collect()
+    ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
 }
 
 /// Every string value in a batch, nested lists and structs included.
@@ -140,7 +171,11 @@ pub fn all_strings(a: &dyn Array, out: &mut Vec<String>) {
     match a.data_type() {
         DataType::Utf8 => {
             let s = a.as_string::<i32>();
-            out.extend((0..s.len()).filter(|i| !s.is_null(*i)).map(|i| s.value(i).to_string()));
+            out.extend(
+                (0..s.len())
+                    .filter(|i| !s.is_null(*i))
+                    .map(|i| s.value(i).to_string()),
+            );
         }
         DataType::List(_) => all_strings(a.as_list::<i32>().values().as_ref(), out),
         DataType::Struct(_) => {

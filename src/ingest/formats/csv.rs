@@ -12,14 +12,19 @@ use crate::ingest::value::Val;
 
 pub fn read(bytes: &[u8], emit: &mut Emit) -> Result<(), String> {
     let text = text_of(bytes)?;
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let mut rec = csv::ByteRecord::new();
     let read_err = |e: csv::Error| format!("CSV: {e}");
     if !rdr.read_byte_record(&mut rec).map_err(read_err)? {
         return Err("no header row".into());
     }
-    let header: Vec<String> =
-        rec.iter().map(|h| nfc(std::str::from_utf8(h).unwrap_or_default().trim())).collect();
+    let header: Vec<String> = rec
+        .iter()
+        .map(|h| nfc(std::str::from_utf8(h).unwrap_or_default().trim()))
+        .collect();
     // slot i ← CSV column map[i]
     let mut map = Vec::with_capacity(emit.slot_count());
     let mut missing = Vec::new();
@@ -30,7 +35,11 @@ pub fn read(bytes: &[u8], emit: &mut Emit) -> Result<(), String> {
         }
     }
     if !missing.is_empty() {
-        return Err(format!("missing contract header{} {}", if missing.len() > 1 { "s" } else { "" }, missing.join(", ")));
+        return Err(format!(
+            "missing contract header{} {}",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(", ")
+        ));
     }
     let mut position = 0;
     let mut start = rdr.position().byte() as usize;
@@ -55,10 +64,21 @@ pub fn read(bytes: &[u8], emit: &mut Emit) -> Result<(), String> {
         start = end;
         let slots: Vec<Option<Val>>;
         let parsed = if rec.len() != header.len() {
-            Err(format!("record has {} fields, the header has {}", rec.len(), header.len()))
+            Err(format!(
+                "record has {} fields, the header has {}",
+                rec.len(),
+                header.len()
+            ))
         } else {
             // The whole file is valid UTF-8, so is each field.
-            slots = map.iter().map(|&i| Some(Val::Str(Cow::Borrowed(std::str::from_utf8(&rec[i]).unwrap_or_default())))).collect();
+            slots = map
+                .iter()
+                .map(|&i| {
+                    Some(Val::Str(Cow::Borrowed(
+                        std::str::from_utf8(&rec[i]).unwrap_or_default(),
+                    )))
+                })
+                .collect();
             Ok(slots.as_slice())
         };
         emit.record(position, parsed, raw);

@@ -27,7 +27,9 @@ pub fn read(bytes: &[u8], service: &str, emit: &mut Emit) -> Result<(), String> 
             return Err(format!("envelope service is `{s}`, expected `{service}`"));
         }
     }
-    let data = env.data.ok_or_else(|| "the envelope has no `data` array".to_string())?;
+    let data = env
+        .data
+        .ok_or_else(|| "the envelope has no `data` array".to_string())?;
     let mut slots = vec![None; emit.slot_count()];
     for (i, raw) in data.iter().enumerate() {
         let raw = raw.get();

@@ -47,7 +47,10 @@ impl Emit<'_, '_> {
     /// A record parsed into slots (`Ok`) or that could not be parsed (`Err(reason)`).
     pub fn record(&mut self, position: i64, parsed: Result<&[Option<Val<'_>>], String>, raw: &str) {
         self.counts.read += 1;
-        let res = parsed.and_then(|slots| self.typer.push(slots, self.ctx, self.extract_day, self.file, position));
+        let res = parsed.and_then(|slots| {
+            self.typer
+                .push(slots, self.ctx, self.extract_day, self.file, position)
+        });
         match res {
             Ok(()) => self.counts.staged += 1,
             Err(reason) => {
@@ -69,7 +72,12 @@ impl Emit<'_, '_> {
 
 /// Field name in the extract → column slot.
 pub fn field_index(source: &Source) -> FieldIndex {
-    source.columns.iter().enumerate().map(|(i, c)| (c.from.clone(), i)).collect()
+    source
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.from.clone(), i))
+        .collect()
 }
 
 /// Text of a file, or why it is unreadable (not UTF-8, empty or only white space).
@@ -77,11 +85,18 @@ pub fn text_of(bytes: &[u8]) -> Result<&str, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| match e.error_len() {
         // An incomplete sequence at the very end: the file was cut off.
-        None => format!("truncated: the file ends inside a UTF-8 character (byte {})", e.valid_up_to() + 1),
+        None => format!(
+            "truncated: the file ends inside a UTF-8 character (byte {})",
+            e.valid_up_to() + 1
+        ),
         Some(_) => format!("not UTF-8 text: {e}"),
     })?;
     if text.trim().is_empty() {
-        return Err(if bytes.is_empty() { "empty file (0 bytes)".into() } else { "empty file (only white space)".into() });
+        return Err(if bytes.is_empty() {
+            "empty file (0 bytes)".into()
+        } else {
+            "empty file (only white space)".into()
+        });
     }
     Ok(text)
 }
