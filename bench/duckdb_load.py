@@ -25,10 +25,10 @@ def ts(col, fmt="%Y%m%d%H%M%S"):
 
 dates = {"NgayNopHoSo", "NgayTiepNhan", "NgayHenTra", "NgayKetThucXuLy", "NgayTra"}
 sel = ", ".join(ts(f"d.{f}") + f" AS {f}" if f in dates else f"d.{f} AS {f}" for f in dossier_fields)
-sel += (", list_transform(d.DanhSachHoSoBoSung, x -> {'requested_at': " + ts("x.NgayYeuCauBoSung")
+sel += (", list_transform(d.DanhSachHoSoBoSung, lambda x: {'requested_at': " + ts("x.NgayYeuCauBoSung")
         + ", 'supplied_at': " + ts("x.NgayCongDanBoSung") + ", 'due_before_at': " + ts("x.NgayHenTraTruoc")
         + ", 'due_after_at': " + ts("x.NgayHenTraMoi") + "}) AS supplements")
-sel += (", list_transform(d.DanhSachPhieuXinLoi, x -> {'apologised_at': " + ts("x.NgayXinLoi")
+sel += (", list_transform(d.DanhSachPhieuXinLoi, lambda x: {'apologised_at': " + ts("x.NgayXinLoi")
         + ", 'new_due_at': " + ts("x.NgayHenTraMoi") + ", 'reason': x.LyDo}) AS apologies")
 con.execute(f"""
 COPY (SELECT {sel}, filename FROM (

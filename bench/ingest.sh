@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cchc-target}"
-BIN="$CARGO_TARGET_DIR/release/cchc"
+BIN="${BIN:-$CARGO_TARGET_DIR/release/cchc}"
 SCALE="${SCALE:-1}"; FROM="${FROM:-2022-01-01}"; TO="${TO:-2022-12-31}"; RUNS="${RUNS:-3}"
 OUT="bench/out"; LANDING="$OUT/landing-$SCALE-$FROM-$TO"
 mkdir -p "$OUT"
@@ -25,7 +25,9 @@ INPUT_MB=$(du -sm --exclude=.done "$LANDING" | cut -f1)
 measure() { # label, command...: prints "wall_s rss_mb"
   local label=$1; shift
   local log="$OUT/time-$label.txt"
-  /usr/bin/time -v "$@" >"$OUT/stdout-$label.txt" 2>"$log"
+  if ! /usr/bin/time -v "$@" >"$OUT/stdout-$label.txt" 2>"$log"; then
+    echo "$label failed; see $log" >&2; tail -20 "$log" >&2; exit 1
+  fi
   local wall rss
   wall=$(grep 'Elapsed (wall clock)' "$log" | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
   rss=$(grep 'Maximum resident set size' "$log" | awk '{print int($NF/1024)}')
@@ -36,10 +38,12 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 CCHC_T=(); CCHC_M=(); DUCK_T=(); DUCK_M=()
 for i in $(seq "$RUNS"); do
   rm -rf "$OUT/wh"
-  read -r t m < <(measure cchc env CCHC_PII_KEY=bench-key-0123456789 "$BIN" --quiet --warehouse "$OUT/wh" --landing "$LANDING" backfill --from "$FROM" --to "$TO")
+  r=$(measure cchc env CCHC_PII_KEY=bench-key-0123456789 "$BIN" --quiet --warehouse "$OUT/wh" --landing "$LANDING" backfill --from "$FROM" --to "$TO") || exit 1
+  read -r t m <<<"$r"
   CCHC_T+=("$t"); CCHC_M+=("$m")
   rm -rf "$OUT/duck"; mkdir -p "$OUT/duck"
-  read -r t m < <(measure duckdb python3 bench/duckdb_load.py "$LANDING" "$OUT/duck")
+  r=$(measure duckdb python3 bench/duckdb_load.py "$LANDING" "$OUT/duck") || exit 1
+  read -r t m <<<"$r"
   DUCK_T+=("$t"); DUCK_M+=("$m")
 done
 RECORDS=$(python3 -c "import json,glob,os; r=max(glob.glob('$OUT/wh/runs/*.json'), key=os.path.getmtime); print(json.load(open(r))['totals']['read'])")

@@ -97,7 +97,7 @@ pub struct GenArgs {
     pub from: NaiveDate,
     #[arg(long)]
     pub to: NaiveDate,
-    /// 1.0 ≈ a province: ~1,100 dossiers received a working day, ~1.5 M versions a year.
+    /// 1.0 ≈ a province: ~1,400 dossiers received a working day, ~1.5 M versions a year.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
     #[arg(long, default_value_t = 42)]

@@ -1,6 +1,6 @@
 //! `cchc gen`: a synthetic landing area in the contract's exact formats, deterministic for a seed.
 //!
-//! Shape of a province: 20 departments, 21 districts, 460 communes. At scale 1 about 1,100
+//! Shape of a province: 20 departments, 21 districts, 460 communes. At scale 1 about 1,400
 //! dossiers are received a day (≈ 1.5 million dossier versions a year), each appearing on every
 //! day its status moves: received → in progress → maybe supplementation → done → returned; some
 //! late, some with apology letters, ratings and portal-sync flags. Documents incoming and outgoing,
@@ -667,7 +667,7 @@ fn gen_dossiers(o: &GenOptions, units: &[SynthUnit], procs: &[Procedure]) -> Res
         (o.defects > 0.0).then(|| o.from + Duration::days(((o.to - o.from).num_days() / 2).max(0)));
     for day in days(o) {
         sum.days += 1;
-        for _ in 0..daily_volume(1100.0 * o.scale, day, &mut rng) {
+        for _ in 0..daily_volume(1400.0 * o.scale, day, &mut rng) {
             serial += 1;
             let d = plan_dossier(serial, day, procs, units, &mut rng);
             sum.dossiers += 1;

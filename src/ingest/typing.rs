@@ -2,7 +2,6 @@
 //! either fully converted and appended, or rejected with a reason (and nothing appended).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -66,7 +65,7 @@ pub enum Typed<'a> {
 
 /// What a conversion needs besides the column: the unit codes and the pseudonymiser.
 pub struct Context<'c> {
-    pub units: &'c HashSet<String>,
+    pub units: &'c foldhash::HashSet<String>,
     pub pii: &'c Pseudonymiser,
 }
 

@@ -1,7 +1,5 @@
 //! The administrative units seed (`units.csv`: `unit_code,unit_name,tier,parent_code`).
 
-use std::collections::HashSet;
-
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -17,7 +15,7 @@ pub struct Unit {
 #[derive(Debug, Clone, Default)]
 pub struct Units {
     pub rows: Vec<Unit>,
-    pub codes: HashSet<String>,
+    pub codes: foldhash::HashSet<String>,
 }
 
 pub const TIERS: [&str; 3] = ["so-ban-nganh", "quan-huyen", "xa-phuong"];
@@ -47,7 +45,7 @@ impl Units {
                 Err(e) => problems.push(format!("{name}: record {}: {e}", i + 1)),
             }
         }
-        let codes: HashSet<String> = rows.iter().map(|u| u.unit_code.clone()).collect();
+        let codes: foldhash::HashSet<String> = rows.iter().map(|u| u.unit_code.clone()).collect();
         if codes.len() != rows.len() {
             problems.push(format!("{name}: duplicate unit codes"));
         }

@@ -4,7 +4,6 @@
 //! where a string belongs, which makes a record bad instead of failing the whole file.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -92,7 +91,7 @@ impl<'de> Visitor<'de> for ValVisitor {
 }
 
 /// Maps a field name of the extract to its slot.
-pub type FieldIndex = HashMap<String, usize>;
+pub type FieldIndex = foldhash::HashMap<String, usize>;
 
 /// Parses one record object into `slots` (one per declared field; absent fields stay `None`).
 pub struct RecordSeed<'s, 'de> {
