@@ -10,5 +10,6 @@ pub mod error;
 pub mod ingest;
 pub mod run;
 pub mod sql;
+pub mod state;
 pub mod storage;
 pub mod synth;

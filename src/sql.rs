@@ -1,5 +1,5 @@
 //! The analysts' SQL surface: a DataFusion session in which every staging table is registered by
-//! its source name, plus `units`. Quarantine holds raw personal data and is never registered.
+//! its source name, with its versions view (`<source>_versions`, see `state`), plus `units`. Quarantine holds raw personal data and is never registered.
 
 use std::sync::Arc;
 
@@ -42,6 +42,7 @@ pub async fn session(cfg: &Config, units: Option<&Units>) -> Result<SessionConte
             source.name.as_str(),
             Arc::new(ListingTable::try_new(table_cfg)?),
         )?;
+        ctx.sql(&crate::state::versions_view_sql(source)).await?;
     }
     if let Some(units) = units {
         let schema = Arc::new(Schema::new(
@@ -79,7 +80,12 @@ pub enum OutputFormat {
 /// Run one statement and render its result.
 pub async fn query(ctx: &SessionContext, sql: &str, format: OutputFormat) -> Result<String> {
     let df = ctx.sql(sql).await?;
-    let batches = df.collect().await?;
+    let schema: arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let mut batches = df.collect().await?;
+    if batches.is_empty() {
+        // An empty result still has its columns (a CSV header, a table frame).
+        batches.push(RecordBatch::new_empty(schema));
+    }
     render(&batches, format)
 }
 

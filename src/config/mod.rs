@@ -6,7 +6,8 @@
 //!
 //! Codes: C001 unreadable file, C002 YAML syntax or shape (unknown key, wrong type),
 //! C003 unknown column type, C004 bad or missing format, C005 unknown column, C006 duplicate name,
-//! C007 bad name or pattern, C008 bad reference, C009 list without item fields.
+//! C007 bad name or pattern, C008 bad reference, C009 list without item fields,
+//! C010 unknown versioning.
 //!
 //! Precedence of runtime settings: built-in defaults < config file < environment < flags.
 
@@ -34,10 +35,22 @@ pub struct Source {
     pub pattern: FilePattern,
     pub format: Format,
     pub key: Vec<String>,
+    pub versioning: Versioning,
     pub columns: Vec<Column>,
     pub rules: Vec<Rule>,
     /// The pipeline file that declared it.
     pub file: String,
+}
+
+/// How the versions of an entity succeed each other (EXTRACTS.md, "Reading rules").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    /// Each record is the whole current state; the newest one (extract day, file, position) wins.
+    Latest,
+    /// Events are appended, never updated: the first one seen of a key is kept.
+    FirstSeen,
+    /// Each file is a whole snapshot; the newest snapshot (extract day, file name) replaces all.
+    Snapshot,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -505,6 +518,26 @@ fn validate_source(
             });
         }
     }
+    const VERSIONINGS: [&str; 3] = ["latest", "first_seen", "snapshot"];
+    let versioning = match s.versioning.as_ref().map(|v| v.value.as_str()) {
+        None | Some("latest") => Versioning::Latest,
+        Some("first_seen") => Versioning::FirstSeen,
+        Some("snapshot") => Versioning::Snapshot,
+        Some(other) => {
+            let v = s.versioning.as_ref().unwrap();
+            diags.at(
+                "C010",
+                file,
+                v,
+                format!(
+                    "unknown versioning `{other}`{} (one of: {})",
+                    did_you_mean(other, VERSIONINGS),
+                    VERSIONINGS.join(", ")
+                ),
+            );
+            Versioning::Latest
+        }
+    };
     let format = match s.format {
         RawFormat::DvcqgJson { service } => Format::DvcqgJson { service },
         RawFormat::Csv => Format::Csv,
@@ -520,6 +553,7 @@ fn validate_source(
         pattern: pattern?,
         format,
         key,
+        versioning,
         columns,
         rules,
         file: file.to_string(),

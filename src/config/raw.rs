@@ -42,6 +42,9 @@ pub struct RawSource {
     pub format: RawFormat,
     /// Staging column(s) identifying an entity; its versions share the key.
     pub key: Vec<Spanned<String>>,
+    /// How versions of an entity succeed each other (default `latest`).
+    #[serde(default)]
+    pub versioning: Option<Spanned<String>>,
     pub columns: Vec<RawColumn>,
     #[serde(default)]
     pub rules: Vec<RawRule>,
