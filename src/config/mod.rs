@@ -11,6 +11,7 @@
 //!
 //! Precedence of runtime settings: built-in defaults < config file < environment < flags.
 
+pub mod keys;
 pub mod raw;
 
 use std::path::{Path, PathBuf};
@@ -176,7 +177,7 @@ impl Diagnostics {
             message: message.into(),
         });
     }
-    fn at<T>(
+    pub(crate) fn at<T>(
         &mut self,
         code: &'static str,
         file: &str,
@@ -205,9 +206,11 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
     }
 }
 
-/// Parse one YAML file into `T`, turning a parse error into a located diagnostic.
+/// Parse one YAML file into `T`, turning a parse error into located diagnostics: every unknown
+/// key of the file when that is what stopped the parse, else the one error.
 pub fn parse_yaml<T: serde::de::DeserializeOwned>(
     path: &Path,
+    kind: keys::Kind,
     diags: &mut Diagnostics,
 ) -> Option<T> {
     let file = clean_path(path).display().to_string();
@@ -221,9 +224,13 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
     match serde_saphyr::from_str::<T>(&text) {
         Ok(v) => Some(v),
         Err(e) => {
-            let loc = e.location();
-            let msg = yaml_message(&e);
-            diags.push("C002", &file, loc, msg);
+            let before = diags.items.len();
+            if yaml_message(&e).starts_with("unknown field `") {
+                keys::report_unknown_keys(&text, kind, &file, diags);
+            }
+            if diags.items.len() == before {
+                diags.push("C002", &file, e.location(), yaml_message(&e));
+            }
             None
         }
     }
@@ -306,7 +313,7 @@ fn load_collecting(
     overrides: &Overrides,
     diags: &mut Diagnostics,
 ) -> Option<Config> {
-    let env: RawEnv = parse_yaml(config_file, diags)?;
+    let env: RawEnv = parse_yaml(config_file, keys::Kind::Env, diags)?;
     let base = config_file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let file = clean_path(config_file).display().to_string();
     let pipelines_dir = clean_path(
@@ -376,7 +383,7 @@ fn load_collecting(
     let mut sources = Vec::new();
     let mut seen_systems: Vec<String> = Vec::new();
     for path in &files {
-        let Some(p) = parse_yaml::<RawPipeline>(path, diags) else {
+        let Some(p) = parse_yaml::<RawPipeline>(path, keys::Kind::Pipeline, diags) else {
             continue;
         };
         let pfile = clean_path(path).display().to_string();

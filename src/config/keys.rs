@@ -1,0 +1,177 @@
+//! Every unknown key of a YAML file, with its location. Serde stops at the first unknown key
+//! (`deny_unknown_fields`); when it does, this walk reads the file again as a generic tree whose
+//! keys keep their spans, and reports each key that the schema below does not know.
+
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use super::{did_you_mean, Diagnostics};
+
+/// A YAML value whose mapping keys keep their locations.
+enum Node {
+    Map(Vec<(Spanned<String>, Node)>),
+    Seq(Vec<Node>),
+    Scalar,
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut v = Vec::new();
+        while let Some(k) = map.next_key::<Spanned<String>>()? {
+            v.push((k, map.next_value()?));
+        }
+        Ok(Node::Map(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut v = Vec::new();
+        while let Some(x) = seq.next_element()? {
+            v.push(x);
+        }
+        Ok(Node::Seq(v))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
+        Ok(Node::Scalar)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
+        Ok(Node::Scalar)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
+        Ok(Node::Scalar)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
+        Ok(Node::Scalar)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Node, E> {
+        Ok(Node::Scalar)
+    }
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Scalar)
+    }
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(Node::Scalar)
+    }
+}
+
+/// Which mapping a key belongs to, by where it stands. The key lists mirror the structs of
+/// `raw.rs`; should they drift, `parse_yaml` still reports serde's own first error.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Env,
+    Pipeline,
+    Source,
+    Format,
+    Column,
+    Rule,
+    When,
+}
+
+impl Kind {
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Kind::Env => &["pipelines", "landing", "warehouse", "units", "pii_key_env"],
+            Kind::Pipeline => &["system", "description", "sources"],
+            Kind::Source => &[
+                "name",
+                "description",
+                "files",
+                "format",
+                "key",
+                "versioning",
+                "columns",
+                "rules",
+            ],
+            Kind::Format => &["type", "service"],
+            Kind::Column => &[
+                "name",
+                "from",
+                "type",
+                "format",
+                "required",
+                "nullable",
+                "pii",
+                "allowed",
+                "references",
+                "fields",
+                "description",
+            ],
+            Kind::Rule => &["when", "require_any", "reason"],
+            Kind::When => &["column", "in"],
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Kind::Env => "environment config",
+            Kind::Pipeline => "pipeline",
+            Kind::Source => "source",
+            Kind::Format => "format",
+            Kind::Column => "column",
+            Kind::Rule => "rule",
+            Kind::When => "rule condition",
+        }
+    }
+
+    /// The kind of the mapping(s) under `key` of this kind.
+    fn child(self, key: &str) -> Option<Kind> {
+        match (self, key) {
+            (Kind::Pipeline, "sources") => Some(Kind::Source),
+            (Kind::Source, "format") => Some(Kind::Format),
+            (Kind::Source, "columns") | (Kind::Column, "fields") => Some(Kind::Column),
+            (Kind::Source, "rules") => Some(Kind::Rule),
+            (Kind::Rule, "when") => Some(Kind::When),
+            _ => None,
+        }
+    }
+}
+
+fn walk(node: &Node, kind: Kind, file: &str, diags: &mut Diagnostics) {
+    match node {
+        Node::Seq(items) => items.iter().for_each(|n| walk(n, kind, file, diags)),
+        Node::Map(pairs) => {
+            for (k, v) in pairs {
+                if !kind.keys().contains(&k.value.as_str()) {
+                    diags.at(
+                        "C002",
+                        file,
+                        k,
+                        format!(
+                            "unknown {} key `{}`{} (keys: {})",
+                            kind.what(),
+                            k.value,
+                            did_you_mean(&k.value, kind.keys().iter().copied()),
+                            kind.keys().join(", ")
+                        ),
+                    );
+                } else if let Some(child) = kind.child(&k.value) {
+                    walk(v, child, file, diags);
+                }
+            }
+        }
+        Node::Scalar => {}
+    }
+}
+
+/// Report every unknown key of `text`; false when the text is not even YAML (nothing reported).
+pub fn report_unknown_keys(text: &str, kind: Kind, file: &str, diags: &mut Diagnostics) -> bool {
+    match serde_saphyr::from_str::<Node>(text) {
+        Ok(root) => {
+            walk(&root, kind, file, diags);
+            true
+        }
+        Err(_) => false,
+    }
+}
