@@ -51,7 +51,7 @@ pub fn read(bytes: &[u8], emit: &mut Emit) -> Result<(), String> {
                 // staging but account for it as one bad record.
                 position += 1;
                 let raw = &text[start..];
-                emit.record(position, Err(read_err(e)), raw.trim_end());
+                emit.record(position, Err(read_err(e)), || raw.trim_end().to_string());
                 break;
             }
         };
@@ -81,7 +81,7 @@ pub fn read(bytes: &[u8], emit: &mut Emit) -> Result<(), String> {
                 .collect();
             Ok(slots.as_slice())
         };
-        emit.record(position, parsed, raw);
+        emit.record(position, parsed, || raw.to_string());
     }
     Ok(())
 }

@@ -45,7 +45,13 @@ pub struct Emit<'a, 's> {
 
 impl Emit<'_, '_> {
     /// A record parsed into slots (`Ok`) or that could not be parsed (`Err(reason)`).
-    pub fn record(&mut self, position: i64, parsed: Result<&[Option<Val<'_>>], String>, raw: &str) {
+    /// `raw` gives the record's text; it is called only when the record is quarantined.
+    pub fn record(
+        &mut self,
+        position: i64,
+        parsed: Result<&[Option<Val<'_>>], String>,
+        raw: impl FnOnce() -> String,
+    ) {
         self.counts.read += 1;
         let res = parsed.and_then(|slots| {
             self.typer
@@ -59,7 +65,7 @@ impl Emit<'_, '_> {
                     file: self.file.to_string(),
                     position: Some(position),
                     reason,
-                    raw: Some(raw.to_string()),
+                    raw: Some(raw()),
                 });
             }
         }

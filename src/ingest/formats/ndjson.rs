@@ -16,7 +16,7 @@ pub fn read(bytes: &[u8], emit: &mut Emit) -> Result<(), String> {
         }
         position += 1;
         let parsed = parse_record(line, emit.index, &mut slots).map(|_| slots.as_slice());
-        emit.record(position, parsed, line);
+        emit.record(position, parsed, || line.to_string());
     }
     Ok(())
 }
