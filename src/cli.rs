@@ -317,7 +317,12 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 }
             };
             let code = ingest(cli, &cfg, "demo", days_between(*from, *to)?, &key, false)?;
-            println!("try: cargo run --release -- sql \"SELECT status, count(*) AS n FROM dossiers GROUP BY status ORDER BY status\"");
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "cchc".into());
+            println!(
+                "try: {exe} sql \"SELECT status, count(*) AS n FROM dossiers GROUP BY status ORDER BY status\""
+            );
             Ok(code)
         }
     }
