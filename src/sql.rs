@@ -26,22 +26,31 @@ pub async fn session(cfg: &Config, units: Option<&Units>) -> Result<SessionConte
     let ctx = SessionContext::new_with_config(config);
     let wh = Location::open(&cfg.warehouse, true)?;
     for source in &cfg.sources {
-        let rel = format!("staging/{}", source.name);
-        // Listing a folder that does not exist yet fails on a local store; an empty one is fine.
-        if let Ok(Ok(p)) = wh.url.join(&rel).map(|u| u.to_file_path()) {
-            std::fs::create_dir_all(&p)
-                .map_err(|e| Error::io(format!("cannot create {}", p.display()), e))?;
+        // Only the newest file of each partition is current (see `ingest::current_files`): a
+        // re-run that crashed before removing the older file does not double a day.
+        let files =
+            crate::ingest::current_files(wh.list(&format!("staging/{}", source.name)).await?);
+        let schema = staging_schema(source);
+        if files.is_empty() {
+            ctx.register_table(
+                source.name.as_str(),
+                Arc::new(MemTable::try_new(schema, vec![vec![]])?),
+            )?;
+        } else {
+            let urls = files
+                .iter()
+                .map(|f| ListingTableUrl::parse(format!("{}{}", wh.url, f.location)))
+                .collect::<datafusion::error::Result<Vec<_>>>()?;
+            let opts = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            let table_cfg = ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(opts)
+                .with_schema(schema);
+            ctx.register_table(
+                source.name.as_str(),
+                Arc::new(ListingTable::try_new(table_cfg)?),
+            )?;
         }
-        let url = ListingTableUrl::parse(wh.url_of(&rel))?;
-        let opts =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let table_cfg = ListingTableConfig::new(url)
-            .with_listing_options(opts)
-            .with_schema(staging_schema(source));
-        ctx.register_table(
-            source.name.as_str(),
-            Arc::new(ListingTable::try_new(table_cfg)?),
-        )?;
         ctx.sql(&crate::state::versions_view_sql(source)).await?;
     }
     if let Some(units) = units {

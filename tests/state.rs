@@ -164,3 +164,50 @@ fn the_newest_catalog_snapshot_replaces_older_ones() {
         "P2 left the catalog with the new snapshot"
     );
 }
+
+/// Regression for the re-run rule of issue 2 ("never duplicates"): a re-run that died after
+/// writing its file but before removing the older one must not double the day.
+#[test]
+fn a_leftover_older_partition_file_is_not_read() {
+    let h = Harness::new();
+    let day = "2022-03-01";
+    h.file(
+        "one_stop",
+        day,
+        "hoso_1.json",
+        envelope("DongBoHoSoMC", &[dossier("H1", json!({}))]),
+    );
+    h.run(&[day]);
+    let part = h
+        .warehouse()
+        .join("staging/dossiers/extract_date=2022-03-01");
+    let first = common::parquet_files(&part);
+    assert_eq!(first.len(), 1);
+    let first_bytes = std::fs::read(&first[0]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    h.file(
+        "one_stop",
+        day,
+        "hoso_2.json",
+        envelope("DongBoHoSoMC", &[dossier("H2", json!({}))]),
+    );
+    h.run(&[day]);
+    // Put the first run's file back, as if the second run had died before removing it.
+    std::fs::write(&first[0], first_bytes).unwrap();
+    assert_eq!(common::parquet_files(&part).len(), 2);
+    assert_eq!(
+        sql(&h, "SELECT dossier_id FROM dossiers ORDER BY dossier_id"),
+        "dossier_id\nH1\nH2\n"
+    );
+
+    // A re-delivery that empties the day: the newest file is an empty one, and wins.
+    std::fs::remove_file(h.landing().join("one_stop").join(day).join("hoso_1.json")).unwrap();
+    std::fs::write(
+        h.landing().join("one_stop").join(day).join("hoso_2.json"),
+        envelope("DongBoHoSoMC", &[]),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    h.run(&[day]);
+    assert_eq!(sql(&h, "SELECT count(*) AS n FROM dossiers"), "n\n0\n");
+}

@@ -114,25 +114,60 @@ pub fn partition(area: &str, table: &str, day: NaiveDate) -> String {
     format!("{area}/{table}/extract_date={day}")
 }
 
-/// Replace the content of a partition folder with `batch` (nothing when it has no rows).
-/// The new file is written under a run-unique name before the older files are removed.
+/// Replace the content of a partition folder with `batch`.
+///
+/// Crash-safe with the operations every object store offers: the new file is written whole under
+/// a run-unique name (`part-<run_id>.parquet`; run ids sort by start time), and readers take only
+/// the newest `part-` file of each partition ([`current_files`]). Removing the older files is mere
+/// clean-up: a crash before it leaves them unread. A day that now has no rows gets an empty file
+/// when older files exist, so that the newest file still says what the day holds.
 async fn replace_partition(
     wh: &Location,
     folder: &str,
     run_id: &str,
-    batch: Option<&RecordBatch>,
+    batch: &RecordBatch,
 ) -> Result<()> {
     let new_name = format!("part-{run_id}.parquet");
-    if let Some(b) = batch.filter(|b| b.num_rows() > 0) {
-        wh.put(&wh.path(&format!("{folder}/{new_name}")), parquet_bytes(b)?)
-            .await?;
+    let old = wh.list(folder).await?;
+    if batch.num_rows() > 0 || !old.is_empty() {
+        wh.put(
+            &wh.path(&format!("{folder}/{new_name}")),
+            parquet_bytes(batch)?,
+        )
+        .await?;
     }
-    for old in wh.list(folder).await? {
-        if file_name(&old.location) != new_name {
-            wh.delete(&old.location).await?;
+    for o in old {
+        if file_name(&o.location) != new_name {
+            wh.delete(&o.location).await?;
         }
     }
     Ok(())
+}
+
+/// The files readers should read among `objects`: the newest `part-*.parquet` of each folder.
+pub fn current_files(objects: Vec<object_store::ObjectMeta>) -> Vec<object_store::ObjectMeta> {
+    let mut newest: std::collections::BTreeMap<String, object_store::ObjectMeta> =
+        Default::default();
+    for o in objects {
+        let name = file_name(&o.location);
+        if !(name.starts_with("part-") && name.ends_with(".parquet")) {
+            continue;
+        }
+        let folder = o
+            .location
+            .as_ref()
+            .rsplit_once('/')
+            .map(|x| x.0)
+            .unwrap_or("")
+            .to_string();
+        match newest.get(&folder) {
+            Some(cur) if file_name(&cur.location) >= name => {}
+            _ => {
+                newest.insert(folder, o);
+            }
+        }
+    }
+    newest.into_values().collect()
 }
 
 /// Ingest one source for one extract day.
@@ -231,14 +266,14 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
             &env.warehouse,
             &partition("staging", &source.name, day),
             &env.run_id,
-            Some(&batch),
+            &batch,
         )
         .await?;
         replace_partition(
             &env.warehouse,
             &partition("quarantine", &source.name, day),
             &env.run_id,
-            Some(&q),
+            &q,
         )
         .await
     })?;
