@@ -20,7 +20,7 @@ pub struct Location {
     pub prefix: Path,
     /// As the user wrote it, for messages.
     pub display: String,
-    /// `file:///abs/path/` or the URL: what DataFusion needs to register tables.
+    /// `file:///abs/path/`: the base of the file URLs DataFusion registers.
     pub url: url::Url,
 }
 
@@ -71,11 +71,6 @@ impl Location {
             p = p.clone().join(part);
         }
         p
-    }
-
-    /// URL of a folder below this location, with a trailing slash.
-    pub fn url_of(&self, rel: &str) -> String {
-        format!("{}{}/", self.url, rel.trim_matches('/'))
     }
 
     /// Objects directly or indirectly below `rel`, sorted by path.

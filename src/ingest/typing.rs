@@ -412,14 +412,6 @@ impl<'s> Typer<'s> {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.position.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Convert and append one record, or return why it is bad (nothing is appended then).
     pub fn push(
         &mut self,
