@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, Date32Builder, Int64Builder, ListArray, RecordBatch, StringBuilder,
-    StructArray, TimestampMicrosecondBuilder,
+    ArrayRef, Date32Builder, Int64Builder, ListArray, RecordBatch, StringBuilder, StructArray,
+    TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
