@@ -67,7 +67,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
 }
 
 /// Which mapping a key belongs to, by where it stands. The key lists mirror the structs of
-/// `raw.rs`; should they drift, `parse_yaml` still reports serde's own first error.
+/// `raw.rs`; a test below compares them with the fields serde itself expects.
 #[derive(Clone, Copy)]
 pub enum Kind {
     Env,
@@ -173,5 +173,46 @@ pub fn report_unknown_keys(text: &str, kind: Kind, file: &str, diags: &mut Diagn
             true
         }
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::raw::{RawColumn, RawEnv, RawPipeline, RawRule, RawSource, RawWhen};
+    use super::Kind;
+
+    /// The fields serde expects for `T`, read from its "unknown field" message.
+    fn serde_fields<T: serde::de::DeserializeOwned>() -> Vec<String> {
+        let err = serde_saphyr::from_str::<T>("zz_not_a_key: 1")
+            .err()
+            .expect("an unknown key fails");
+        let msg = err.to_string();
+        let list = msg
+            .split("expected one of ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no field list in: {msg}"));
+        let list = list.lines().next().unwrap();
+        let mut v: Vec<String> = list
+            .split(',')
+            .map(|f| f.trim().trim_matches('`').to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn listed(kind: Kind) -> Vec<String> {
+        let mut v: Vec<String> = kind.keys().iter().map(|k| k.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn key_lists_match_the_raw_structs() {
+        assert_eq!(listed(Kind::Env), serde_fields::<RawEnv>());
+        assert_eq!(listed(Kind::Pipeline), serde_fields::<RawPipeline>());
+        assert_eq!(listed(Kind::Source), serde_fields::<RawSource>());
+        assert_eq!(listed(Kind::Column), serde_fields::<RawColumn>());
+        assert_eq!(listed(Kind::Rule), serde_fields::<RawRule>());
+        assert_eq!(listed(Kind::When), serde_fields::<RawWhen>());
     }
 }

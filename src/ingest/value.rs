@@ -90,6 +90,9 @@ impl<'de> Visitor<'de> for ValVisitor {
     }
 }
 
+/// The quarantine reason of a record that is not a JSON object (every JSON reader uses it).
+pub const NOT_AN_OBJECT: &str = "record is not a JSON object";
+
 /// Maps a field name of the extract to its slot.
 pub type FieldIndex = foldhash::HashMap<String, usize>;
 
@@ -138,7 +141,7 @@ pub fn parse_record<'de>(
         .map_err(|e| {
             let msg = e.to_string();
             if msg.starts_with("invalid type") {
-                "record is not a JSON object".to_string()
+                NOT_AN_OBJECT.to_string()
             } else {
                 format!("invalid JSON: {msg}")
             }

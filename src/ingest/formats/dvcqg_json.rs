@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{text_of, Emit};
-use crate::ingest::value::{FieldIndex, RecordSeed, Val};
+use crate::ingest::value::{FieldIndex, RecordSeed, Val, NOT_AN_OBJECT};
 
 /// A record of `data`: its slots, or not an object.
 type Rec<'a> = Option<Vec<Option<Val<'a>>>>;
@@ -182,7 +182,7 @@ pub fn read(bytes: &[u8], service: &str, emit: &mut Emit) -> Result<(), String> 
     for (i, rec) in data.iter().enumerate() {
         let parsed = match rec {
             Some(slots) => Ok(slots.as_slice()),
-            None => Err("record is not a JSON object".to_string()),
+            None => Err(NOT_AN_OBJECT.to_string()),
         };
         emit.record(i as i64 + 1, parsed, || raw_of(i));
     }
