@@ -68,11 +68,24 @@ pub enum Command {
         #[arg(long)]
         to: NaiveDate,
     },
-    /// Run a SQL query over the staging tables (and `units`).
+    /// Run a SQL query over staging, state views, marts and target results.
     Sql {
         query: String,
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
+    },
+    /// Interactive SQL over the warehouse (history, multi-line statements, `\d`).
+    Shell,
+    /// Run the pipeline's tests: YAML unit tests and .slt files in `<pipelines>/tests/`.
+    Test {
+        /// Only the files or tests whose name contains this text.
+        filter: Option<String>,
+    },
+    /// Write the data dictionary (Markdown) of staging, models, marts and targets.
+    Docs {
+        /// Output file; default `<warehouse>/docs/data_dictionary.md`.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Write a synthetic landing area.
     Gen(GenArgs),
@@ -117,6 +130,25 @@ fn overrides(cli: &Cli) -> Overrides {
 
 fn load(cli: &Cli) -> Result<Config> {
     config::load(&cli.config, &overrides(cli))
+}
+
+/// Load the configuration and plan every model's SQL (the checks a run needs before it starts).
+fn load_checked(cli: &Cli) -> Result<Config> {
+    let cfg = load(cli)?;
+    let diags = runtime()?.block_on(crate::models::check_sql(&cfg));
+    if diags.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(Error::Config(diags))
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the runtime", e))
 }
 
 fn init_tracing(cli: &Cli) {
@@ -201,7 +233,7 @@ fn ingest(
     key: &[u8],
     per_day: bool,
 ) -> Result<u8> {
-    let (record, err) = run::run(cfg, command, dates, key);
+    let (record, rows, err) = run::run_with_results(cfg, command, dates, key);
     if let Some(e) = err {
         return Err(e);
     }
@@ -210,30 +242,58 @@ fn ingest(
             print!("{}", summary(&record));
         }
         println!("{}", totals_line(&record));
+        if record.periods.is_empty() {
+            println!("marts: no period changed");
+        } else {
+            println!(
+                "marts and checks recomputed for {} period(s): {}",
+                record.periods.len(),
+                record
+                    .periods
+                    .iter()
+                    .map(|p| format!("{}{}", p.period, if p.is_final { "" } else { " (provisional)" }))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            print!("{}", crate::checks::summary(cfg, &rows));
+        }
+        let t = &record.targets;
+        if t.failing_error > 0 {
+            println!(
+                "{} target result(s) of severity error fail: exit code 1",
+                t.failing_error
+            );
+        }
     }
-    Ok(0)
+    Ok(record.exit_code)
 }
 
 fn dispatch(cli: &Cli) -> Result<u8> {
     match &cli.command {
         Command::Validate => {
-            let cfg = load(cli)?;
+            let cfg = load_checked(cli)?;
             if !cli.quiet {
+                let names = |v: Vec<&str>| v.join(", ");
                 println!(
-                    "{}: ok ({} sources: {})",
+                    "{}: ok ({} sources: {}; {} models: {}; {} plan(s): {})",
                     cli.config.display(),
                     cfg.sources.len(),
-                    cfg.sources
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    names(cfg.sources.iter().map(|s| s.name.as_str()).collect()),
+                    cfg.models.len(),
+                    names(cfg.models.iter().map(|m| m.name.as_str()).collect()),
+                    cfg.plans.len(),
+                    names(
+                        cfg.plans
+                            .iter()
+                            .map(|p| p.file.as_str())
+                            .collect()
+                    ),
                 );
             }
             Ok(0)
         }
         Command::Run { date } => {
-            let cfg = load(cli)?;
+            let cfg = load_checked(cli)?;
             let key = run::pii_key(&cfg)?;
             ingest(
                 cli,
@@ -245,7 +305,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             )
         }
         Command::Backfill { from, to } => {
-            let cfg = load(cli)?;
+            let cfg = load_checked(cli)?;
             let key = run::pii_key(&cfg)?;
             let dates = days_between(*from, *to)?;
             ingest(
@@ -259,17 +319,67 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         }
         Command::Sql { query, format } => {
             let cfg = load(cli)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| Error::io("cannot start the runtime", e))?;
+            let rt = runtime()?;
             let units = run::read_units(&cfg.units, &rt).ok();
             let out = rt.block_on(async {
                 let ctx = crate::sql::session(&cfg, units.as_ref()).await?;
                 crate::sql::query(&ctx, query, *format).await
             })?;
             println!("{}", out.trim_end());
+            Ok(0)
+        }
+        Command::Shell => {
+            let cfg = load(cli)?;
+            let rt = runtime()?;
+            let units = run::read_units(&cfg.units, &rt).ok();
+            rt.block_on(async {
+                let ctx = crate::sql::session(&cfg, units.as_ref()).await?;
+                crate::shell::run(&ctx).await
+            })?;
+            Ok(0)
+        }
+        Command::Test { filter } => {
+            let cfg = load_checked(cli)?;
+            let dir = cfg.pipelines_dir.join("tests");
+            let report =
+                runtime()?.block_on(crate::testing::run_all(&cfg, &dir, filter.as_deref()))?;
+            for (name, msg) in &report.failed {
+                println!("FAIL {name}\n{}", indent(msg));
+            }
+            if !cli.quiet {
+                for name in &report.passed {
+                    println!("ok   {name}");
+                }
+            }
+            println!(
+                "{} passed, {} failed",
+                report.passed.len(),
+                report.failed.len()
+            );
+            Ok(if report.failed.is_empty() { 0 } else { 1 })
+        }
+        Command::Docs { out } => {
+            let cfg = load_checked(cli)?;
+            let text = crate::docs::render(&cfg);
+            match out {
+                Some(path) => {
+                    std::fs::write(path, &text)
+                        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+                    if !cli.quiet {
+                        println!("wrote {}", path.display());
+                    }
+                }
+                None => {
+                    let wh = crate::storage::Location::open(&cfg.warehouse, true)?;
+                    runtime()?.block_on(wh.put(&wh.path("docs/data_dictionary.md"), text.into()))?;
+                    if !cli.quiet {
+                        println!(
+                            "wrote {}/docs/data_dictionary.md",
+                            cfg.warehouse.trim_end_matches('/')
+                        );
+                    }
+                }
+            }
             Ok(0)
         }
         Command::Gen(a) => {
@@ -293,7 +403,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             scale,
             defects,
         } => {
-            let cfg = load(cli)?;
+            let cfg = load_checked(cli)?;
             let o = GenOptions {
                 out: PathBuf::from(&cfg.landing),
                 from: *from,
@@ -320,12 +430,19 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let exe = std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "cchc".into());
+            if code == 1 {
+                println!("(the demo exits 0; `cchc run` exits 1 when a target of severity error fails)");
+            }
             println!(
-                "try: {exe} sql \"SELECT status, count(*) AS n FROM dossiers GROUP BY status ORDER BY status\""
+                "try: {exe} sql \"SELECT target_id, value, status FROM target_results WHERE unit_code = 'ALL' AND period = '2022'\"\n     {exe} shell"
             );
-            Ok(code)
+            Ok(0)
         }
     }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("     {l}")).collect::<Vec<_>>().join("\n")
 }
 
 fn gen_line(o: &GenOptions, s: &synth::GenSummary) -> String {

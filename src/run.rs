@@ -7,9 +7,11 @@ use chrono::{NaiveDate, Utc};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::checks::TargetRow;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ingest::{self, text::Pseudonymiser, units::Units, Env, SourceDay};
+use crate::periods::{periods_of, Computed, Period};
 use crate::storage::Location;
 
 /// The machine-readable record of one run.
@@ -26,8 +28,30 @@ pub struct RunRecord {
     pub dates: Vec<NaiveDate>,
     pub totals: Totals,
     pub sources: Vec<SourceDay>,
+    /// The periods whose marts and target results this run (re)computed.
+    pub periods: Vec<PeriodRecord>,
+    /// Target results of those periods, by status (units and `ALL`).
+    pub targets: TargetCounts,
     pub exit_code: u8,
     pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PeriodRecord {
+    pub period: String,
+    pub as_of: String,
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct TargetCounts {
+    pub pass: u64,
+    pub fail: u64,
+    pub no_data: u64,
+    pub info: u64,
+    /// Failing rows of targets with severity `error` (they make the exit code 1).
+    pub failing_error: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -123,18 +147,98 @@ pub fn ingest_days(cfg: &Config, env: &Env, dates: &[NaiveDate]) -> Result<Vec<S
         .collect();
     tasks
         .par_iter()
-        .map(|(d, s)| ingest::ingest_source_day(env, &cfg.sources[*s], *d))
+        .map(|(d, s)| {
+            let day = ingest::ingest_source_day(env, &cfg.sources[*s], *d)?;
+            env.rt
+                .block_on(crate::ledger::record(&env.warehouse, &env.run_id, &day))?;
+            Ok(day)
+        })
         .collect()
 }
 
-/// Run the ingest of `dates` and write the run record; returns the record (also on failure, with
-/// the error filled in) and the error, if any.
+/// What a refresh of the marts computed.
+pub struct Refresh {
+    pub periods: Vec<Period>,
+    pub rows: Vec<TargetRow>,
+}
+
+const PERIODS_STATE: &str = "marts/_periods.json";
+
+/// Recompute the marts and target results of every stale period (see `crate::periods`), then
+/// record what was computed. Run after the ingest of a run's days (once, also for a backfill).
+pub fn refresh(env: &Env, cfg: &Config) -> Result<Refresh> {
+    env.rt.block_on(async {
+        let wh = &env.warehouse;
+        let ledger = crate::ledger::read_all(wh).await?;
+        let all = periods_of(&crate::ledger::ingested_days(&ledger));
+        let computed: Vec<Computed> = match wh.get_opt(&wh.path(PERIODS_STATE)).await? {
+            Some(b) => serde_json::from_slice(&b)
+                .map_err(|e| Error::Internal(format!("{PERIODS_STATE} is corrupt: {e}")))?,
+            None => Vec::new(),
+        };
+        let stale = crate::periods::stale(&all, &computed, &ledger);
+        if stale.is_empty() {
+            return Ok(Refresh {
+                periods: Vec::new(),
+                rows: Vec::new(),
+            });
+        }
+        let ctx = crate::models::new_context();
+        crate::models::register_state(&ctx, cfg, Some(wh), Some(&ledger), &stale, Some(&env.units))
+            .await?;
+        let marts = crate::models::compute(&ctx, cfg).await?;
+        for m in &marts {
+            crate::models::write_periods(wh, &env.run_id, &m.model.name, &m.schema, &m.batches, &stale)
+                .await?;
+        }
+        let ev = crate::checks::evaluate(&ctx, cfg, &stale, &env.units).await?;
+        crate::checks::write(wh, &env.run_id, cfg, &ev, &stale).await?;
+        // Record what was computed, last: a crash before this only makes the next run redo it.
+        let mut state: Vec<Computed> = computed
+            .into_iter()
+            .filter(|c| !stale.iter().any(|p| p.id == c.period))
+            .collect();
+        state.extend(stale.iter().map(|p| Computed {
+            period: p.id.clone(),
+            as_of: p.as_of.to_string(),
+            run_id: env.run_id.clone(),
+        }));
+        state.sort_by(|a, b| a.period.cmp(&b.period));
+        let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Internal(e.to_string()))?;
+        wh.put(&wh.path(PERIODS_STATE), json.into()).await?;
+        Ok(Refresh {
+            periods: stale.into_iter().cloned().collect(),
+            rows: ev.rows,
+        })
+    })
+}
+
+/// The periods known to the warehouse (from its ledger), for query sessions.
+pub async fn known_periods(wh: &Location) -> Result<(Vec<crate::ledger::LedgerEntry>, Vec<Period>)> {
+    let ledger = crate::ledger::read_all(wh).await?;
+    let all = periods_of(&crate::ledger::ingested_days(&ledger));
+    Ok((ledger, all))
+}
+
+/// Run the ingest of `dates`, refresh the marts and checks of the periods that changed, and write
+/// the run record; returns the record (also on failure, with the error filled in), the target
+/// rows computed, and the error, if any.
 pub fn run(
     cfg: &Config,
     command: &str,
     dates: Vec<NaiveDate>,
     key: &[u8],
 ) -> (RunRecord, Option<Error>) {
+    let (record, _, err) = run_with_results(cfg, command, dates, key);
+    (record, err)
+}
+
+pub fn run_with_results(
+    cfg: &Config,
+    command: &str,
+    dates: Vec<NaiveDate>,
+    key: &[u8],
+) -> (RunRecord, Vec<TargetRow>, Option<Error>) {
     let started = Utc::now();
     let t0 = Instant::now();
     let run_id = new_run_id();
@@ -147,27 +251,61 @@ pub fn run(
         Err(e) => {
             return (
                 empty_record(cfg, command, &run_id, dates),
+                Vec::new(),
                 Some(Error::io("cannot start the I/O runtime", e)),
             )
         }
     };
     let mut record = empty_record(cfg, command, &run_id, dates);
-    let res = open_env(cfg, &rt, key, &run_id).and_then(|env| {
-        let days = ingest_days(cfg, &env, &record.dates)?;
-        Ok((env, days))
-    });
-    let (err, env) = match res {
-        Ok((env, days)) => {
-            record.totals = Totals::of(&days);
-            record.sources = days;
-            (None, Some(env))
-        }
+    let mut rows = Vec::new();
+    let (err, env) = match open_env(cfg, &rt, key, &run_id) {
         Err(e) => (Some(e), None),
+        Ok(env) => {
+            let res = ingest_days(cfg, &env, &record.dates).and_then(|days| {
+                record.totals = Totals::of(&days);
+                record.sources = days;
+                refresh(&env, cfg)
+            });
+            match res {
+                Ok(r) => {
+                    record.periods = r
+                        .periods
+                        .iter()
+                        .map(|p| PeriodRecord {
+                            period: p.id.clone(),
+                            as_of: p.as_of.to_string(),
+                            is_final: p.is_final,
+                        })
+                        .collect();
+                    for row in &r.rows {
+                        let c = &mut record.targets;
+                        match row.status {
+                            crate::checks::Status::Pass => c.pass += 1,
+                            crate::checks::Status::Fail => c.fail += 1,
+                            crate::checks::Status::NoData => c.no_data += 1,
+                            crate::checks::Status::Info => c.info += 1,
+                        }
+                        if row.status == crate::checks::Status::Fail
+                            && row.severity == crate::config::Severity::Error
+                        {
+                            c.failing_error += 1;
+                        }
+                    }
+                    rows = r.rows;
+                    (None, Some(env))
+                }
+                Err(e) => (Some(e), Some(env)),
+            }
+        }
     };
     record.started_at = started.to_rfc3339();
     record.finished_at = Utc::now().to_rfc3339();
     record.duration_ms = t0.elapsed().as_millis();
-    record.exit_code = err.as_ref().map(|e| e.exit_code()).unwrap_or(0);
+    record.exit_code = match &err {
+        Some(e) => e.exit_code(),
+        None if record.targets.failing_error > 0 => 1,
+        None => 0,
+    };
     record.error = err.as_ref().map(|e| e.to_string());
     let mut err = err;
     if let Some(env) = env {
@@ -178,7 +316,7 @@ pub fn run(
         // Also record failed runs where the warehouse is reachable.
         let _ = write_record(&wh, &record, &rt);
     }
-    (record, err)
+    (record, rows, err)
 }
 
 fn empty_record(cfg: &Config, command: &str, run_id: &str, dates: Vec<NaiveDate>) -> RunRecord {
@@ -193,6 +331,8 @@ fn empty_record(cfg: &Config, command: &str, run_id: &str, dates: Vec<NaiveDate>
         dates,
         totals: Totals::default(),
         sources: Vec::new(),
+        periods: Vec::new(),
+        targets: TargetCounts::default(),
         exit_code: 0,
         error: None,
     }
@@ -218,5 +358,10 @@ pub mod date_serde {
 
     pub fn many<S: Serializer>(d: &[NaiveDate], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(d.iter().map(|x| x.to_string()))
+    }
+
+    pub fn de_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }

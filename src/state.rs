@@ -16,8 +16,13 @@
 //! - `first_seen`: events are appended, never updated; the first one seen of a key is kept forever;
 //! - `snapshot`: each file is a whole snapshot, which replaces every older one (extract day, file).
 //!
-//! Known gap: a snapshot file that is readable but whose entries are all bad stages no rows, so it
-//! does not end the previous snapshot here, although the contract says it replaces it.
+//! - `snapshot`: each readable file is a whole snapshot, which replaces every older one (extract
+//!   day, file). The files come from `<source>_files` (the ledger's readable files), so a snapshot
+//!   whose entries were all bad still replaces the previous one, as the contract says.
+//!
+//! `<source>_state` joins the versions with `periods` (one row per reporting period with its
+//! as-of day): one row per period and entity, the entity's state as of the period's as-of day.
+//! Every mart reads these views; none re-implements the rule.
 
 use crate::config::{Source, Versioning};
 
@@ -28,6 +33,56 @@ fn ident(s: &str) -> String {
 /// Name of the versions view of a source.
 pub fn versions_view(source: &Source) -> String {
     format!("{}_versions", source.name)
+}
+
+/// Name of the state view of a source.
+pub fn state_view(source: &Source) -> String {
+    format!("{}_state", source.name)
+}
+
+/// Name of the table of a snapshot source's readable files.
+pub fn files_table(source: &Source) -> String {
+    format!("{}_files", source.name)
+}
+
+/// Table names a source takes besides its own.
+pub fn reserved_names(source: &Source) -> [String; 3] {
+    [versions_view(source), state_view(source), files_table(source)]
+}
+
+/// Columns of the `periods` table, in order.
+pub const PERIOD_COLUMNS: [&str; 6] = [
+    "period",
+    "period_kind",
+    "period_start",
+    "period_end",
+    "as_of",
+    "final",
+];
+
+/// `CREATE VIEW <source>_state AS …`: the state as of each period's as-of day.
+pub fn state_view_sql(source: &Source) -> String {
+    let p = PERIOD_COLUMNS
+        .iter()
+        .map(|c| format!("p.{}", ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "CREATE VIEW {} AS SELECT {p}, v.* FROM periods p JOIN {} v \
+         ON v.valid_from <= p.as_of AND (v.valid_to IS NULL OR v.valid_to > p.as_of)",
+        ident(&state_view(source)),
+        ident(&versions_view(source))
+    )
+}
+
+/// `CREATE VIEW <source>_files AS …` from staging itself, for sessions without a ledger (unit
+/// tests): every file that staged at least one row.
+pub fn files_view_sql(source: &Source) -> String {
+    format!(
+        "CREATE VIEW {} AS SELECT DISTINCT extract_date, source_file FROM {}",
+        ident(&files_table(source)),
+        ident(&source.name)
+    )
 }
 
 /// `CREATE VIEW <source>_versions AS …` for a source.
@@ -55,11 +110,12 @@ pub fn versions_view_sql(source: &Source) -> String {
         }
         Versioning::Snapshot => {
             let cols = all_columns(source, "v.");
+            let files = ident(&files_table(source));
             format!(
                 "SELECT {cols}, v.extract_date AS valid_from, s.next_day AS valid_to FROM {t} v JOIN (\
                  SELECT extract_date, source_file, \
                  lead(extract_date) OVER (ORDER BY extract_date, source_file) AS next_day \
-                 FROM (SELECT DISTINCT extract_date, source_file FROM {t})) s \
+                 FROM {files}) s \
                  ON v.extract_date = s.extract_date AND v.source_file = s.source_file"
             )
         }

@@ -96,6 +96,19 @@ impl Location {
             .map_err(|e| Error::io(format!("cannot read {}/{path}", self.display), e))
     }
 
+    /// Like `get`, but `None` when the object does not exist.
+    pub async fn get_opt(&self, path: &Path) -> Result<Option<Bytes>> {
+        match self.store.get(path).await {
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::io(format!("cannot read {}/{path}", self.display), e)),
+            Ok(r) => r
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| Error::io(format!("cannot read {}/{path}", self.display), e)),
+        }
+    }
+
     pub async fn put(&self, path: &Path, data: Bytes) -> Result<()> {
         self.store
             .put(path, PutPayload::from_bytes(data))

@@ -77,13 +77,25 @@ pub enum Kind {
     Column,
     Rule,
     When,
+    Model,
+    ModelColumn,
+    Plan,
+    Target,
+    Unmeasurable,
 }
 
 impl Kind {
     fn keys(self) -> &'static [&'static str] {
         match self {
-            Kind::Env => &["pipelines", "landing", "warehouse", "units", "pii_key_env"],
-            Kind::Pipeline => &["system", "description", "sources"],
+            Kind::Env => &[
+                "pipelines",
+                "landing",
+                "warehouse",
+                "units",
+                "pii_key_env",
+                "plans",
+            ],
+            Kind::Pipeline => &["system", "description", "sources", "models"],
             Kind::Source => &[
                 "name",
                 "description",
@@ -110,6 +122,25 @@ impl Kind {
             ],
             Kind::Rule => &["when", "require_any", "reason"],
             Kind::When => &["column", "in"],
+            Kind::Model => &["name", "description", "materialized", "sql", "columns"],
+            Kind::ModelColumn => &["name", "description"],
+            Kind::Plan => &["plan", "targets", "unmeasurable"],
+            Kind::Target => &[
+                "id",
+                "plan_text",
+                "description",
+                "mart",
+                "numerator",
+                "denominator",
+                "offending",
+                "measure",
+                "grouping",
+                "periods",
+                "comparator",
+                "threshold",
+                "severity",
+            ],
+            Kind::Unmeasurable => &["id", "plan_text", "reason"],
         }
     }
 
@@ -122,6 +153,11 @@ impl Kind {
             Kind::Column => "column",
             Kind::Rule => "rule",
             Kind::When => "rule condition",
+            Kind::Model => "model",
+            Kind::ModelColumn => "model column",
+            Kind::Plan => "plan",
+            Kind::Target => "target",
+            Kind::Unmeasurable => "unmeasurable target",
         }
     }
 
@@ -133,6 +169,10 @@ impl Kind {
             (Kind::Source, "columns") | (Kind::Column, "fields") => Some(Kind::Column),
             (Kind::Source, "rules") => Some(Kind::Rule),
             (Kind::Rule, "when") => Some(Kind::When),
+            (Kind::Pipeline, "models") => Some(Kind::Model),
+            (Kind::Model, "columns") => Some(Kind::ModelColumn),
+            (Kind::Plan, "targets") => Some(Kind::Target),
+            (Kind::Plan, "unmeasurable") => Some(Kind::Unmeasurable),
             _ => None,
         }
     }
@@ -178,7 +218,10 @@ pub fn report_unknown_keys(text: &str, kind: Kind, file: &str, diags: &mut Diagn
 
 #[cfg(test)]
 mod tests {
-    use super::super::raw::{RawColumn, RawEnv, RawPipeline, RawRule, RawSource, RawWhen};
+    use super::super::raw::{
+        RawColumn, RawEnv, RawModel, RawModelColumn, RawPipeline, RawPlan, RawRule, RawSource,
+        RawTarget, RawUnmeasurable, RawWhen,
+    };
     use super::Kind;
 
     /// The fields serde expects for `T`, read from its "unknown field" message.
@@ -214,5 +257,10 @@ mod tests {
         assert_eq!(listed(Kind::Column), serde_fields::<RawColumn>());
         assert_eq!(listed(Kind::Rule), serde_fields::<RawRule>());
         assert_eq!(listed(Kind::When), serde_fields::<RawWhen>());
+        assert_eq!(listed(Kind::Model), serde_fields::<RawModel>());
+        assert_eq!(listed(Kind::ModelColumn), serde_fields::<RawModelColumn>());
+        assert_eq!(listed(Kind::Plan), serde_fields::<RawPlan>());
+        assert_eq!(listed(Kind::Target), serde_fields::<RawTarget>());
+        assert_eq!(listed(Kind::Unmeasurable), serde_fields::<RawUnmeasurable>());
     }
 }

@@ -12,6 +12,7 @@
 //! Precedence of runtime settings: built-in defaults < config file < environment < flags.
 
 pub mod keys;
+pub mod plan;
 pub mod raw;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +20,8 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::{Location, Spanned};
 
 use crate::error::{Diagnostic, Error, Result};
-use raw::{RawColumn, RawEnv, RawFormat, RawPipeline, RawSource};
+pub use plan::{Comparator, Grouping, Materialized, Measure, Model, Plan, Severity, Target};
+use raw::{RawColumn, RawEnv, RawFormat, RawPipeline, RawPlan, RawSource};
 
 /// Default config file of the embedded local environment.
 pub const DEFAULT_CONFIG: &str = "configs/local.yaml";
@@ -133,16 +135,35 @@ impl FilePattern {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub config_file: PathBuf,
+    /// The folder of the pipeline YAML (its `tests/` holds the pipeline's tests).
+    pub pipelines_dir: PathBuf,
     pub landing: String,
     pub warehouse: String,
     pub units: String,
     pub pii_key_env: String,
     pub sources: Vec<Source>,
+    /// SQL views and marts, in declaration order (a model may read the ones before it).
+    pub models: Vec<Model>,
+    /// The reform plans, by year.
+    pub plans: Vec<Plan>,
 }
 
 impl Config {
     pub fn source(&self, name: &str) -> Option<&Source> {
         self.sources.iter().find(|s| s.name == name)
+    }
+
+    pub fn model(&self, name: &str) -> Option<&Model> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    /// The plan whose targets apply to periods of `year`: that year's plan, else the newest
+    /// earlier one (a plan stays in force until the next is written).
+    pub fn plan_for(&self, year: i32) -> Option<&Plan> {
+        self.plans
+            .iter()
+            .filter(|p| p.year <= year)
+            .max_by_key(|p| p.year)
     }
 }
 
@@ -169,6 +190,21 @@ impl Diagnostics {
         message: impl Into<String>,
     ) {
         let (line, column) = loc.map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        self.items.push(Diagnostic {
+            code,
+            file: file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        });
+    }
+    pub fn push_at(
+        &mut self,
+        code: &'static str,
+        file: &str,
+        (line, column): (u64, u64),
+        message: impl Into<String>,
+    ) {
         self.items.push(Diagnostic {
             code,
             file: file.to_string(),
@@ -282,7 +318,7 @@ pub fn clean_path(p: &Path) -> PathBuf {
     out
 }
 
-fn is_identifier(s: &str) -> bool {
+pub(crate) fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -381,44 +417,83 @@ fn load_collecting(
     };
     files.sort();
     let mut sources = Vec::new();
+    let mut models: Vec<Model> = Vec::new();
     let mut seen_systems: Vec<String> = Vec::new();
+    let mut all_parsed = true;
     for path in &files {
         let Some(p) = parse_yaml::<RawPipeline>(path, keys::Kind::Pipeline, diags) else {
+            all_parsed = false;
             continue;
         };
         let pfile = clean_path(path).display().to_string();
-        if !is_identifier(&p.system.value) {
-            diags.at(
-                "C007",
+        if let Some(system) = &p.system {
+            if !is_identifier(&system.value) {
+                diags.at(
+                    "C007",
+                    &pfile,
+                    system,
+                    format!(
+                        "system `{}` must be a lower-case identifier (it names a landing folder)",
+                        system.value
+                    ),
+                );
+            }
+            if seen_systems.contains(&system.value) {
+                diags.at(
+                    "C006",
+                    &pfile,
+                    system,
+                    format!(
+                        "system `{}` is declared by another pipeline file too",
+                        system.value
+                    ),
+                );
+            }
+            seen_systems.push(system.value.clone());
+        } else if !p.sources.is_empty() {
+            diags.push(
+                "C005",
                 &pfile,
-                &p.system,
-                format!(
-                    "system `{}` must be a lower-case identifier (it names a landing folder)",
-                    p.system.value
-                ),
+                None,
+                "a pipeline with sources needs `system` (the landing folder of the source system)",
             );
         }
-        if seen_systems.contains(&p.system.value) {
-            diags.at(
-                "C006",
-                &pfile,
-                &p.system,
-                format!(
-                    "system `{}` is declared by another pipeline file too",
-                    p.system.value
-                ),
-            );
-        }
-        seen_systems.push(p.system.value.clone());
+        let system = p.system.as_ref().map(|s| s.value.clone()).unwrap_or_default();
         for s in p.sources {
-            if let Some(src) = validate_source(&p.system.value, s, &pfile, diags) {
+            if let Some(src) = validate_source(&system, s, &pfile, diags) {
                 if sources.iter().any(|o: &Source| o.name == src.name) {
                     diags.push("C006", &pfile, None, format!("source `{}` is declared twice; source names are table names and must be unique", src.name));
                 }
                 sources.push(src);
             }
         }
+        for m in p.models {
+            let name = m.name.clone();
+            if let Some(model) = plan::validate_model(m, &pfile, diags) {
+                if models.iter().any(|o| o.name == model.name) {
+                    diags.at(
+                        "C006",
+                        &pfile,
+                        &name,
+                        format!("model `{}` is declared twice", model.name),
+                    );
+                }
+                models.push(model);
+            }
+        }
     }
+    for m in &models {
+        if sources.iter().any(|s| s.name == m.name || crate::state::reserved_names(s).contains(&m.name)) {
+            diags.push_at(
+                "C006",
+                &m.file,
+                m.sql_at,
+                format!("model `{}` has the name of a staging table or one of its views", m.name),
+            );
+        }
+    }
+    // References from targets to marts are checked only when every model could be read.
+    let plans = load_plans(&base, &env, &file, all_parsed.then_some(&models[..]), diags);
     if files.is_empty() && diags.items.is_empty() {
         diags.push(
             "C001",
@@ -429,12 +504,57 @@ fn load_collecting(
     }
     Some(Config {
         config_file: config_file.to_path_buf(),
+        pipelines_dir,
         landing,
         warehouse,
         units,
         pii_key_env,
         sources,
+        models,
+        plans,
     })
+}
+
+/// Every `<plans>/<YYYY>/targets.yaml`. A missing default folder means no targets; a folder named
+/// in the config must exist.
+fn load_plans(
+    base: &Path,
+    env: &RawEnv,
+    file: &str,
+    models: Option<&[Model]>,
+    diags: &mut Diagnostics,
+) -> Vec<Plan> {
+    let dir = clean_path(&base.join(env.plans.as_ref().map(|s| s.value.as_str()).unwrap_or("plans")));
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            if let Some(p) = &env.plans {
+                diags.at("C001", file, p, format!("cannot read plans folder {}: {e}", dir.display()));
+            }
+            return Vec::new();
+        }
+    };
+    let mut years: Vec<(i32, PathBuf)> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|p| {
+            let y = p.file_name()?.to_str()?.parse::<i32>().ok()?;
+            (1900..=9999).contains(&y).then_some((y, p))
+        })
+        .filter(|(_, p)| p.join("targets.yaml").exists())
+        .collect();
+    years.sort();
+    let mut plans = Vec::new();
+    for (year, folder) in years {
+        let path = folder.join("targets.yaml");
+        let Some(raw) = parse_yaml::<RawPlan>(&path, keys::Kind::Plan, diags) else {
+            continue;
+        };
+        let pfile = clean_path(&path).display().to_string();
+        if let Some(p) = plan::validate_plan(year, raw, &pfile, models, diags) {
+            plans.push(p);
+        }
+    }
+    plans
 }
 
 /// Reserved staging column names added by ingest.

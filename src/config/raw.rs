@@ -18,17 +18,104 @@ pub struct RawEnv {
     pub units: Option<Spanned<String>>,
     /// Name of the environment variable that holds the pseudonymisation key.
     pub pii_key_env: Option<Spanned<String>>,
+    /// Folder of the reform plans, one sub-folder per plan year (`plans/2022/targets.yaml`),
+    /// relative to this file; default `plans`.
+    pub plans: Option<Spanned<String>>,
 }
 
-/// `pipelines/<system>.yaml`: the sources of one source system.
+/// `pipelines/<name>.yaml`: the sources of one source system, and/or models (SQL views and
+/// marts) over the staging tables.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPipeline {
-    /// Folder name of the system in the landing area (`one_stop`, `ioffice`, …).
-    pub system: Spanned<String>,
+    /// Folder name of the system in the landing area (`one_stop`, `ioffice`, …); required
+    /// when the file declares sources.
+    #[serde(default)]
+    pub system: Option<Spanned<String>>,
     #[serde(default)]
     pub description: Option<String>,
+    #[serde(default)]
     pub sources: Vec<RawSource>,
+    #[serde(default)]
+    pub models: Vec<RawModel>,
+}
+
+/// A SQL model over the state tables: a view, or a mart materialised per period.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `table` (default: written per period under `marts/<name>/period=…`) or `view`.
+    #[serde(default)]
+    pub materialized: Option<Spanned<String>>,
+    pub sql: Spanned<String>,
+    /// Every output column, in order, with its meaning (the data dictionary).
+    pub columns: Vec<RawModelColumn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelColumn {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `plans/<year>/targets.yaml`: the targets of one year's reform plan.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlan {
+    /// The plan document (decision number and date).
+    pub plan: String,
+    pub targets: Vec<RawTarget>,
+    /// Targets the plan names that no extract can measure: reported as such.
+    #[serde(default)]
+    pub unmeasurable: Vec<RawUnmeasurable>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// Stable id (the ranking and the marts refer to it).
+    pub id: Spanned<String>,
+    /// The plan's own words (Vietnamese).
+    pub plan_text: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The mart that holds numerator and denominator.
+    pub mart: Spanned<String>,
+    pub numerator: Spanned<String>,
+    pub denominator: Spanned<String>,
+    /// A list column of the mart with a sample of the offending keys.
+    #[serde(default)]
+    pub offending: Option<Spanned<String>>,
+    /// `ratio` (default): numerator / denominator; `count`: the numerator itself.
+    #[serde(default)]
+    pub measure: Option<Spanned<String>>,
+    /// `unit` (default: every unit plus the province roll-up `ALL`) or `province` (`ALL` only).
+    #[serde(default)]
+    pub grouping: Option<Spanned<String>>,
+    /// `month` and/or `year` (default both).
+    #[serde(default)]
+    pub periods: Option<Vec<Spanned<String>>>,
+    /// `>=`, `>`, `=`, `<=` or `<`; with no threshold the target is an indicator.
+    #[serde(default)]
+    pub comparator: Option<Spanned<String>>,
+    #[serde(default)]
+    pub threshold: Option<Spanned<f64>>,
+    /// `error` (a failure makes `cchc run` exit 1) or `warn`.
+    #[serde(default)]
+    pub severity: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUnmeasurable {
+    pub id: Spanned<String>,
+    pub plan_text: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -22,7 +22,7 @@ use chrono::NaiveDate;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::Source;
@@ -42,7 +42,7 @@ pub struct Env {
     pub rt: tokio::runtime::Handle,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileReport {
     pub name: String,
     pub sha256: String,
@@ -55,11 +55,14 @@ pub struct FileReport {
 }
 
 /// The outcome of one source × day, as the run record stores it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SourceDay {
     pub source: String,
     pub system: String,
-    #[serde(serialize_with = "crate::run::date_serde::one")]
+    #[serde(
+        serialize_with = "crate::run::date_serde::one",
+        deserialize_with = "crate::run::date_serde::de_one"
+    )]
     pub extract_date: NaiveDate,
     /// Whether the day folder exists and holds files of this source.
     pub present: bool,
@@ -121,7 +124,7 @@ pub fn partition(area: &str, table: &str, day: NaiveDate) -> String {
 /// the newest `part-` file of each partition ([`current_files`]). Removing the older files is mere
 /// clean-up: a crash before it leaves them unread. A day that now has no rows gets an empty file
 /// when older files exist, so that the newest file still says what the day holds.
-async fn replace_partition(
+pub(crate) async fn replace_partition(
     wh: &Location,
     folder: &str,
     run_id: &str,

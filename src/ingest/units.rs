@@ -21,6 +21,12 @@ pub struct Units {
 pub const TIERS: [&str; 3] = ["so-ban-nganh", "quan-huyen", "xa-phuong"];
 
 impl Units {
+    /// Units from rows already checked (tests).
+    pub fn from_rows(rows: Vec<Unit>) -> Self {
+        let codes = rows.iter().map(|u| u.unit_code.clone()).collect();
+        Units { rows, codes }
+    }
+
     /// Parse units.csv; `name` is used in messages. Every problem is an error: the seed is
     /// reference data, and a wrong seed would quarantine good records.
     pub fn parse(bytes: &[u8], name: &str) -> Result<Self> {
