@@ -168,7 +168,12 @@ async fn figures(ctx: &SessionContext, t: &Target) -> Result<BTreeMap<(String, S
                 if !l.is_null(i) {
                     let v = l.value(i);
                     let v = arrow::compute::cast(&v, &DataType::Utf8)?;
-                    f.keys = v.as_string::<i32>().iter().flatten().map(str::to_string).collect();
+                    f.keys = v
+                        .as_string::<i32>()
+                        .iter()
+                        .flatten()
+                        .map(str::to_string)
+                        .collect();
                 }
             }
             out.entry((period.value(i).to_string(), unit.value(i).to_string()))
@@ -241,7 +246,11 @@ pub async fn evaluate(
                         severity: t.severity,
                     }
                 };
-                let get = |u: &str| figs.get(&(p.id.clone(), u.to_string())).cloned().unwrap_or_default();
+                let get = |u: &str| {
+                    figs.get(&(p.id.clone(), u.to_string()))
+                        .cloned()
+                        .unwrap_or_default()
+                };
                 let mut all = Figures::default();
                 for ((pid, _), f) in figs.iter() {
                     if *pid == p.id {
@@ -337,10 +346,18 @@ pub fn results_batch(rows: &[TargetRow]) -> Result<RecordBatch> {
         s(|r| &r.target_id),
         s(|r| &r.unit_code),
         s(|r| &r.period),
-        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| date_to_days(r.as_of)))),
-        Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.is_final)))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.numerator))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.denominator))),
+        Arc::new(Date32Array::from_iter_values(
+            rows.iter().map(|r| date_to_days(r.as_of)),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            rows.iter().map(|r| Some(r.is_final)),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.numerator),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.denominator),
+        )),
         Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.value))),
         Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.threshold))),
         s(|r| r.status.name()),
@@ -376,7 +393,13 @@ pub fn plan_targets_batch(cfg: &Config) -> Result<RecordBatch> {
                     Grouping::Unit => "unit".into(),
                     Grouping::Province => "province".into(),
                 }),
-                Some(t.periods.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")),
+                Some(
+                    t.periods
+                        .iter()
+                        .map(|k| k.name())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
                 t.pass_when.map(|(c, _)| c.symbol().to_string()),
                 Some(t.severity.name().to_string()),
                 None,
@@ -462,7 +485,11 @@ pub fn summary(cfg: &Config, rows: &[TargetRow]) -> String {
         out.push_str(&format!(
             "targets {period} (as of {}{}):\n",
             first.as_of,
-            if first.is_final { ", final" } else { ", provisional" }
+            if first.is_final {
+                ", final"
+            } else {
+                ", provisional"
+            }
         ));
         out.push_str(&format!(
             "  {:<18} {:>10} {:>9} {:>8} {:>6} {:>6} {:>8} {:>10}\n",
@@ -475,13 +502,22 @@ pub fn summary(cfg: &Config, rows: &[TargetRow]) -> String {
             }
         }
         for id in ids {
-            let t = cfg.plans.iter().flat_map(|p| &p.targets).find(|t| t.id == id);
+            let t = cfg
+                .plans
+                .iter()
+                .flat_map(|p| &p.targets)
+                .find(|t| t.id == id);
             let of: Vec<&&TargetRow> = prs.iter().filter(|r| r.target_id == id).collect();
             let units: Vec<&&&TargetRow> = of.iter().filter(|r| r.unit_code != "ALL").collect();
             let count = |s: Status| units.iter().filter(|r| r.status == s).count();
-            let Some(all) = of.iter().find(|r| r.unit_code == "ALL") else { continue };
+            let Some(all) = of.iter().find(|r| r.unit_code == "ALL") else {
+                continue;
+            };
             let pass_when = t
-                .and_then(|t| t.pass_when.map(|(c, th)| format!("{} {}", c.symbol(), th.value)))
+                .and_then(|t| {
+                    t.pass_when
+                        .map(|(c, th)| format!("{} {}", c.symbol(), th.value))
+                })
                 .unwrap_or_else(|| "indicator".into());
             let value = match (all.value, t.map(|t| t.measure)) {
                 (None, _) => "-".to_string(),
@@ -497,11 +533,17 @@ pub fn summary(cfg: &Config, rows: &[TargetRow]) -> String {
                 count(Status::Pass),
                 count(Status::Fail),
                 count(Status::NoData),
-                t.map(|t| all.offending(t.measure)).unwrap_or(0)
+                match t {
+                    Some(t) if t.offending.is_some() => all.offending(t.measure).to_string(),
+                    _ => "-".into(),
+                }
             ));
         }
         let mut worst: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for r in prs.iter().filter(|r| r.unit_code != "ALL" && r.status == Status::Fail) {
+        for r in prs
+            .iter()
+            .filter(|r| r.unit_code != "ALL" && r.status == Status::Fail)
+        {
             worst.entry(&r.unit_code).or_default().push(&r.target_id);
         }
         let mut worst: Vec<_> = worst.into_iter().collect();
@@ -512,7 +554,11 @@ pub fn summary(cfg: &Config, rows: &[TargetRow]) -> String {
                 worst.len()
             ));
             for (u, ts) in worst.iter().take(5) {
-                out.push_str(&format!("    {u}  {} failed: {}\n", ts.len(), ts.join(", ")));
+                out.push_str(&format!(
+                    "    {u}  {} failed: {}\n",
+                    ts.len(),
+                    ts.join(", ")
+                ));
             }
         }
     }

@@ -251,7 +251,11 @@ fn ingest(
                 record
                     .periods
                     .iter()
-                    .map(|p| format!("{}{}", p.period, if p.is_final { "" } else { " (provisional)" }))
+                    .map(|p| format!(
+                        "{}{}",
+                        p.period,
+                        if p.is_final { "" } else { " (provisional)" }
+                    ))
                     .collect::<Vec<_>>()
                     .join(", ")
             );
@@ -282,12 +286,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                     cfg.models.len(),
                     names(cfg.models.iter().map(|m| m.name.as_str()).collect()),
                     cfg.plans.len(),
-                    names(
-                        cfg.plans
-                            .iter()
-                            .map(|p| p.file.as_str())
-                            .collect()
-                    ),
+                    names(cfg.plans.iter().map(|p| p.file.as_str()).collect()),
                 );
             }
             Ok(0)
@@ -371,7 +370,8 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 }
                 None => {
                     let wh = crate::storage::Location::open(&cfg.warehouse, true)?;
-                    runtime()?.block_on(wh.put(&wh.path("docs/data_dictionary.md"), text.into()))?;
+                    runtime()?
+                        .block_on(wh.put(&wh.path("docs/data_dictionary.md"), text.into()))?;
                     if !cli.quiet {
                         println!(
                             "wrote {}/docs/data_dictionary.md",
@@ -431,7 +431,9 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "cchc".into());
             if code == 1 {
-                println!("(the demo exits 0; `cchc run` exits 1 when a target of severity error fails)");
+                println!(
+                    "(the demo exits 0; `cchc run` exits 1 when a target of severity error fails)"
+                );
             }
             println!(
                 "try: {exe} sql \"SELECT target_id, value, status FROM target_results WHERE unit_code = 'ALL' AND period = '2022'\"\n     {exe} shell"
@@ -442,7 +444,10 @@ fn dispatch(cli: &Cli) -> Result<u8> {
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("     {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("     {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn gen_line(o: &GenOptions, s: &synth::GenSummary) -> String {

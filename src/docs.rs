@@ -43,7 +43,11 @@ pub fn render(cfg: &Config) -> String {
                 esc(&c.from),
                 kind_name(&c.kind),
                 esc(&c.description),
-                if c.pii { " Personal data: HMAC-SHA256, never in clear." } else { "" }
+                if c.pii {
+                    " Personal data: HMAC-SHA256, never in clear."
+                } else {
+                    ""
+                }
             ));
         }
         o.push('\n');
@@ -82,11 +86,19 @@ pub fn render(cfg: &Config) -> String {
                 t.id,
                 esc(&t.plan_text),
                 measure,
-                if t.grouping == Grouping::Province { ", province only" } else { "" },
+                if t.grouping == Grouping::Province {
+                    ", province only"
+                } else {
+                    ""
+                },
                 t.pass_when
                     .map(|(c, th)| format!("{} {}", c.symbol(), th.value))
                     .unwrap_or_else(|| "indicator".into()),
-                t.periods.iter().map(|k| k.name()).collect::<Vec<_>>().join(", "),
+                t.periods
+                    .iter()
+                    .map(|k| k.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 t.severity.name()
             ));
         }

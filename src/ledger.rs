@@ -41,8 +41,11 @@ pub async fn record(wh: &Location, run_id: &str, day: &SourceDay) -> Result<()> 
         day: day.clone(),
     };
     let json = serde_json::to_vec_pretty(&entry).map_err(|e| Error::Internal(e.to_string()))?;
-    wh.put(&wh.path(&entry_path(&day.source, day.extract_date)), json.into())
-        .await
+    wh.put(
+        &wh.path(&entry_path(&day.source, day.extract_date)),
+        json.into(),
+    )
+    .await
 }
 
 /// Every ledger entry of the warehouse, in (day, source) order.

@@ -11,9 +11,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, BooleanArray, Date32Array, RecordBatch, StringArray,
-};
+use arrow::array::{Array, ArrayRef, BooleanArray, Date32Array, RecordBatch, StringArray};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -59,7 +57,9 @@ pub fn periods_batch(periods: &[&Period]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(
         periods_schema(),
         vec![
-            Arc::new(StringArray::from_iter_values(periods.iter().map(|p| p.id.as_str()))),
+            Arc::new(StringArray::from_iter_values(
+                periods.iter().map(|p| p.id.as_str()),
+            )),
             Arc::new(StringArray::from_iter_values(
                 periods.iter().map(|p| p.kind.name()),
             )),
@@ -265,9 +265,16 @@ pub async fn compute(ctx: &SessionContext, cfg: &Config) -> Result<Vec<Computed>
         match m.materialized {
             Materialized::View => create_view(ctx, m).await?,
             Materialized::Table => {
+                let t0 = std::time::Instant::now();
                 let df = ctx.sql(&m.sql).await.map_err(|e| model_error(m, e))?;
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
                 let batches = df.collect().await.map_err(|e| model_error(m, e))?;
+                tracing::info!(
+                    mart = %m.name,
+                    rows = batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+                    ms = t0.elapsed().as_millis() as u64,
+                    "mart computed"
+                );
                 ctx.register_table(m.name.as_str(), mem_table(schema.clone(), batches.clone())?)?;
                 out.push(Computed {
                     model: m.clone(),
@@ -386,8 +393,16 @@ pub async fn check_sql(cfg: &Config) -> Vec<Diagnostic> {
         let got: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let declared: Vec<&str> = m.columns.iter().map(|(n, _)| n.as_str()).collect();
         if got != declared {
-            let missing: Vec<&str> = got.iter().filter(|c| !declared.contains(c)).copied().collect();
-            let extra: Vec<&str> = declared.iter().filter(|c| !got.contains(c)).copied().collect();
+            let missing: Vec<&str> = got
+                .iter()
+                .filter(|c| !declared.contains(c))
+                .copied()
+                .collect();
+            let extra: Vec<&str> = declared
+                .iter()
+                .filter(|c| !got.contains(c))
+                .copied()
+                .collect();
             diags.push(at(
                 "C012",
                 format!(

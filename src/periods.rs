@@ -63,7 +63,10 @@ impl Period {
 
 fn month_end(y: i32, m: u32) -> NaiveDate {
     let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    NaiveDate::from_ymd_opt(ny, nm, 1).unwrap().pred_opt().unwrap()
+    NaiveDate::from_ymd_opt(ny, nm, 1)
+        .unwrap()
+        .pred_opt()
+        .unwrap()
 }
 
 /// The period of `kind` that contains `day`, with `as_of` still to be set.
@@ -126,7 +129,8 @@ pub fn stale<'a>(
     computed: &[Computed],
     ledger: &[LedgerEntry],
 ) -> Vec<&'a Period> {
-    let by_id: BTreeMap<&str, &Computed> = computed.iter().map(|c| (c.period.as_str(), c)).collect();
+    let by_id: BTreeMap<&str, &Computed> =
+        computed.iter().map(|c| (c.period.as_str(), c)).collect();
     all.iter()
         .filter(|p| match by_id.get(p.id.as_str()) {
             None => true,

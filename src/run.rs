@@ -188,8 +188,15 @@ pub fn refresh(env: &Env, cfg: &Config) -> Result<Refresh> {
             .await?;
         let marts = crate::models::compute(&ctx, cfg).await?;
         for m in &marts {
-            crate::models::write_periods(wh, &env.run_id, &m.model.name, &m.schema, &m.batches, &stale)
-                .await?;
+            crate::models::write_periods(
+                wh,
+                &env.run_id,
+                &m.model.name,
+                &m.schema,
+                &m.batches,
+                &stale,
+            )
+            .await?;
         }
         let ev = crate::checks::evaluate(&ctx, cfg, &stale, &env.units).await?;
         crate::checks::write(wh, &env.run_id, cfg, &ev, &stale).await?;
@@ -214,7 +221,9 @@ pub fn refresh(env: &Env, cfg: &Config) -> Result<Refresh> {
 }
 
 /// The periods known to the warehouse (from its ledger), for query sessions.
-pub async fn known_periods(wh: &Location) -> Result<(Vec<crate::ledger::LedgerEntry>, Vec<Period>)> {
+pub async fn known_periods(
+    wh: &Location,
+) -> Result<(Vec<crate::ledger::LedgerEntry>, Vec<Period>)> {
     let ledger = crate::ledger::read_all(wh).await?;
     let all = periods_of(&crate::ledger::ingested_days(&ledger));
     Ok((ledger, all))

@@ -50,9 +50,11 @@ pub fn feed(buffer: &mut String, line: &str) -> Input {
 pub fn meta_sql(cmd: &str) -> std::result::Result<String, String> {
     let mut parts = cmd.split_whitespace();
     match (parts.next(), parts.next()) {
-        (Some("\\d"), None) => Ok("SELECT table_name, table_type FROM information_schema.tables \
+        (Some("\\d"), None) => Ok(
+            "SELECT table_name, table_type FROM information_schema.tables \
              WHERE table_schema = 'public' ORDER BY table_name"
-            .into()),
+                .into(),
+        ),
         (Some("\\d"), Some(name)) => Ok(format!(
             "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
              WHERE table_schema = 'public' AND table_name = '{}' ORDER BY ordinal_position",
@@ -68,8 +70,8 @@ pub fn meta_sql(cmd: &str) -> std::result::Result<String, String> {
 pub async fn run(ctx: &SessionContext) -> Result<()> {
     let mut rl = rustyline::DefaultEditor::new()
         .map_err(|e| Error::io("cannot start the line editor", e))?;
-    let history = std::env::var_os("HOME")
-        .map(|h| std::path::PathBuf::from(h).join(".cchc_history"));
+    let history =
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cchc_history"));
     if let Some(h) = &history {
         let _ = rl.load_history(h);
     }
@@ -77,7 +79,11 @@ pub async fn run(ctx: &SessionContext) -> Result<()> {
     let mut buffer = String::new();
     let mut format = OutputFormat::Table;
     loop {
-        let prompt = if buffer.is_empty() { "cchc> " } else { "  ... " };
+        let prompt = if buffer.is_empty() {
+            "cchc> "
+        } else {
+            "  ... "
+        };
         let line = match rl.readline(prompt) {
             Ok(l) => l,
             Err(ReadlineError::Interrupted) => {
@@ -139,8 +145,12 @@ mod tests {
         assert_eq!(feed(&mut b, "  + 1;"), Input::Sql("SELECT 1\n  + 1".into()));
         assert_eq!(feed(&mut b, ""), Input::Empty);
         assert_eq!(feed(&mut b, "\\d marts"), Input::Meta("\\d marts".into()));
-        assert!(meta_sql("\\d").unwrap().contains("information_schema.tables"));
-        assert!(meta_sql("\\d mart_dossiers").unwrap().contains("'mart_dossiers'"));
+        assert!(meta_sql("\\d")
+            .unwrap()
+            .contains("information_schema.tables"));
+        assert!(meta_sql("\\d mart_dossiers")
+            .unwrap()
+            .contains("'mart_dossiers'"));
         assert!(meta_sql("\\x").is_err());
     }
 }

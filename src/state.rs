@@ -47,7 +47,11 @@ pub fn files_table(source: &Source) -> String {
 
 /// Table names a source takes besides its own.
 pub fn reserved_names(source: &Source) -> [String; 3] {
-    [versions_view(source), state_view(source), files_table(source)]
+    [
+        versions_view(source),
+        state_view(source),
+        files_table(source),
+    ]
 }
 
 /// Columns of the `periods` table, in order.

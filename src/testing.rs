@@ -98,8 +98,8 @@ async fn run_yaml(
     _filter: Option<&str>,
     report: &mut Report,
 ) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("cannot read {name}"), e))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
     let file: TestFile = serde_saphyr::from_str(&text).map_err(|e| {
         Error::Config(vec![crate::error::Diagnostic {
             code: "C002",
@@ -132,7 +132,10 @@ fn test_units(t: &UnitTest) -> Units {
                 let get = |k: &str| m.get(k).map(text_of).unwrap_or_default();
                 let code = get("unit_code");
                 Unit {
-                    unit_name: m.get("unit_name").map(text_of).unwrap_or_else(|| code.clone()),
+                    unit_name: m
+                        .get("unit_name")
+                        .map(text_of)
+                        .unwrap_or_else(|| code.clone()),
                     tier: m
                         .get("tier")
                         .map(text_of)
@@ -240,7 +243,9 @@ async fn run_unit_test(cfg: &Config, t: &UnitTest) -> std::result::Result<(), St
     crate::models::register_views(&ctx, cfg, None, &refs, Some(&units))
         .await
         .map_err(|e| e.to_string())?;
-    crate::models::compute(&ctx, cfg).await.map_err(|e| e.to_string())?;
+    crate::models::compute(&ctx, cfg)
+        .await
+        .map_err(|e| e.to_string())?;
     let ev = crate::checks::evaluate(&ctx, cfg, &refs, &units)
         .await
         .map_err(|e| e.to_string())?;
@@ -389,7 +394,7 @@ async fn run_slt(cfg: &Config, path: &Path) -> std::result::Result<(), String> {
     runner
         .run_file_async(path)
         .await
-        .map_err(|e| e.display(true).to_string())
+        .map_err(|e| e.display(false).to_string())
 }
 
 #[derive(Debug, thiserror::Error)]

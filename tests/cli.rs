@@ -134,3 +134,36 @@ fn gen_run_then_sql() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
 }
+
+#[test]
+fn cchc_test_runs_the_pipeline_tests_and_fails_on_a_wrong_expectation() {
+    let p = project();
+    let out = cchc(p.path()).arg("test").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("ok   pipelines/tests/marts.slt"),
+        "{stdout}"
+    );
+
+    // A wrong count in a YAML expectation and in a .slt result: both reported, exit 1.
+    let yaml = p.path().join("pipelines/tests/targets.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(&yaml, text.replace("numerator: 49, denominator: 50, value: 0.98, status: pass, sample_keys: [D00] }\n        - { target_id: dossier_on_time, unit_code: ALL", "numerator: 48, denominator: 50, value: 0.98, status: pass, sample_keys: [D00] }\n        - { target_id: dossier_on_time, unit_code: ALL")).unwrap();
+    let slt = p.path().join("pipelines/tests/marts.slt");
+    let text = std::fs::read_to_string(&slt).unwrap();
+    std::fs::write(&slt, text.replace("U1 3 0 2 1 1", "U1 3 0 3 0 1")).unwrap();
+    let out = cchc(p.path()).arg("test").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("3 passed, 2 failed"), "{stdout}");
+    assert!(
+        stdout.contains("expected, missing: {denominator: 50, numerator: 48, period: 2022-01"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL pipelines/tests/marts.slt"),
+        "{stdout}"
+    );
+}

@@ -85,3 +85,60 @@ fn shipped_configuration_is_valid() {
         ["documents", "dossiers", "procedures", "signature_events"]
     );
 }
+
+/// Diagnostics of the shipped pipelines plus `extra` pipeline files and a plan file for 2022,
+/// including the SQL planning checks.
+fn plan_diagnostics(extra: &[&Path], targets: Option<&Path>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let pipelines = dir.path().join("pipelines");
+    std::fs::create_dir_all(&pipelines).unwrap();
+    for e in std::fs::read_dir(common::repo().join("pipelines")).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, pipelines.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    for p in extra {
+        std::fs::copy(p, pipelines.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join("configs/plans/2022")).unwrap();
+    if let Some(t) = targets {
+        std::fs::copy(t, dir.path().join("configs/plans/2022/targets.yaml")).unwrap();
+    }
+    std::fs::write(dir.path().join("configs/local.yaml"), ENV).unwrap();
+    let text = match config::load(
+        &dir.path().join("configs/local.yaml"),
+        &Overrides::default(),
+    ) {
+        Err(e @ Error::Config(_)) => e.to_string(),
+        Err(e) => panic!("not a config error: {e}"),
+        Ok(cfg) => {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let diags = rt.block_on(cchc::models::check_sql(&cfg));
+            if diags.is_empty() {
+                "valid".to_string()
+            } else {
+                Error::Config(diags).to_string()
+            }
+        }
+    };
+    text.replace(&dir.path().display().to_string(), "<dir>")
+}
+
+#[test]
+fn every_problem_of_a_plan_file_is_reported() {
+    let f = common::repo().join("tests/fixtures/invalid_plans/targets.yaml");
+    insta::assert_snapshot!(plan_diagnostics(&[], Some(&f)));
+}
+
+#[test]
+fn model_sql_is_planned_and_its_columns_checked() {
+    let f = common::repo().join("tests/fixtures/invalid_plans/bad_sql.yaml");
+    insta::assert_snapshot!(plan_diagnostics(&[&f], None));
+}
+
+#[test]
+fn the_shipped_plan_is_valid_with_its_sql() {
+    let f = common::repo().join("configs/plans/2022/targets.yaml");
+    assert_eq!(plan_diagnostics(&[], Some(&f)), "valid");
+}

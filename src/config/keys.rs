@@ -261,6 +261,9 @@ mod tests {
         assert_eq!(listed(Kind::ModelColumn), serde_fields::<RawModelColumn>());
         assert_eq!(listed(Kind::Plan), serde_fields::<RawPlan>());
         assert_eq!(listed(Kind::Target), serde_fields::<RawTarget>());
-        assert_eq!(listed(Kind::Unmeasurable), serde_fields::<RawUnmeasurable>());
+        assert_eq!(
+            listed(Kind::Unmeasurable),
+            serde_fields::<RawUnmeasurable>()
+        );
     }
 }

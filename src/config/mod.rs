@@ -458,7 +458,11 @@ fn load_collecting(
                 "a pipeline with sources needs `system` (the landing folder of the source system)",
             );
         }
-        let system = p.system.as_ref().map(|s| s.value.clone()).unwrap_or_default();
+        let system = p
+            .system
+            .as_ref()
+            .map(|s| s.value.clone())
+            .unwrap_or_default();
         for s in p.sources {
             if let Some(src) = validate_source(&system, s, &pfile, diags) {
                 if sources.iter().any(|o: &Source| o.name == src.name) {
@@ -483,12 +487,18 @@ fn load_collecting(
         }
     }
     for m in &models {
-        if sources.iter().any(|s| s.name == m.name || crate::state::reserved_names(s).contains(&m.name)) {
+        if sources
+            .iter()
+            .any(|s| s.name == m.name || crate::state::reserved_names(s).contains(&m.name))
+        {
             diags.push_at(
                 "C006",
                 &m.file,
                 m.sql_at,
-                format!("model `{}` has the name of a staging table or one of its views", m.name),
+                format!(
+                    "model `{}` has the name of a staging table or one of its views",
+                    m.name
+                ),
             );
         }
     }
@@ -524,12 +534,24 @@ fn load_plans(
     models: Option<&[Model]>,
     diags: &mut Diagnostics,
 ) -> Vec<Plan> {
-    let dir = clean_path(&base.join(env.plans.as_ref().map(|s| s.value.as_str()).unwrap_or("plans")));
+    let dir = clean_path(
+        &base.join(
+            env.plans
+                .as_ref()
+                .map(|s| s.value.as_str())
+                .unwrap_or("plans"),
+        ),
+    );
     let rd = match std::fs::read_dir(&dir) {
         Ok(rd) => rd,
         Err(e) => {
             if let Some(p) = &env.plans {
-                diags.at("C001", file, p, format!("cannot read plans folder {}: {e}", dir.display()));
+                diags.at(
+                    "C001",
+                    file,
+                    p,
+                    format!("cannot read plans folder {}: {e}", dir.display()),
+                );
             }
             return Vec::new();
         }

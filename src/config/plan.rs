@@ -219,7 +219,10 @@ pub(super) fn validate_model(m: RawModel, file: &str, diags: &mut Diagnostics) -
                 format!("column `{}` is declared twice", c.name.value),
             );
         }
-        columns.push((c.name.value.clone(), c.description.clone().unwrap_or_default()));
+        columns.push((
+            c.name.value.clone(),
+            c.description.clone().unwrap_or_default(),
+        ));
     }
     if materialized == Materialized::Table && !columns.iter().any(|(n, _)| n == "period") {
         diags.at(
@@ -313,7 +316,12 @@ fn validate_target(t: RawTarget, file: &str, diags: &mut Diagnostics) -> Option<
     for p in t.periods.iter().flatten() {
         match PeriodKind::parse(&p.value) {
             Some(k) if !periods.contains(&k) => periods.push(k),
-            Some(_) => diags.at("C006", file, p, format!("period `{}` is listed twice", p.value)),
+            Some(_) => diags.at(
+                "C006",
+                file,
+                p,
+                format!("period `{}` is listed twice", p.value),
+            ),
             None => diags.at(
                 "C014",
                 file,
@@ -329,7 +337,12 @@ fn validate_target(t: RawTarget, file: &str, diags: &mut Diagnostics) -> Option<
     if t.periods.is_none() {
         periods = vec![PeriodKind::Month, PeriodKind::Year];
     } else if periods.is_empty() && diags.items.len() == before {
-        diags.at("C014", file, &t.id, "`periods` is empty (month and/or year)");
+        diags.at(
+            "C014",
+            file,
+            &t.id,
+            "`periods` is empty (month and/or year)",
+        );
     }
     let comparator = match &t.comparator {
         None => None,
@@ -440,18 +453,20 @@ pub(super) fn validate_plan(
         }
         ids.push(t.id.value.clone());
         let mart_ref = t.mart.clone();
-        let refs: Vec<Spanned<String>> = [Some(t.numerator.clone()), Some(t.denominator.clone()), t.offending.clone()]
-            .into_iter()
-            .flatten()
-            .collect();
-        let Some(v) = validate_target(t, file, diags) else {
-            continue;
-        };
+        let refs: Vec<Spanned<String>> = [
+            Some(t.numerator.clone()),
+            Some(t.denominator.clone()),
+            t.offending.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let v = validate_target(t, file, diags);
         let Some(models) = models else {
-            targets.push(v);
+            targets.extend(v);
             continue;
         };
-        match models.iter().find(|m| m.name == v.mart) {
+        match models.iter().find(|m| m.name == mart_ref.value) {
             Some(m) if m.materialized == Materialized::Table => {
                 let cols: Vec<&str> = m.columns.iter().map(|(n, _)| n.as_str()).collect();
                 for r in &refs {
@@ -469,7 +484,8 @@ pub(super) fn validate_plan(
                         );
                     }
                 }
-                let needed: &[&str] = match v.grouping {
+                let grouping = v.as_ref().map(|v| v.grouping).unwrap_or(Grouping::Unit);
+                let needed: &[&str] = match grouping {
                     Grouping::Unit => &["period", "unit_code"],
                     Grouping::Province => &["period"],
                 };
@@ -482,7 +498,11 @@ pub(super) fn validate_plan(
                             format!(
                                 "mart `{}` has no `{n}` column, which grouping `{}` needs",
                                 m.name,
-                                if v.grouping == Grouping::Unit { "unit" } else { "province" }
+                                if grouping == Grouping::Unit {
+                                    "unit"
+                                } else {
+                                    "province"
+                                }
                             ),
                         );
                     }
@@ -500,7 +520,7 @@ pub(super) fn validate_plan(
                 ),
             ),
         }
-        targets.push(v);
+        targets.extend(v);
     }
     let mut unmeasurable = Vec::new();
     for u in raw.unmeasurable {
@@ -546,8 +566,14 @@ mod tests {
             Threshold::from_f64(0.85).map(|t| (t.num, t.den)),
             Some((85, 100))
         );
-        assert_eq!(Threshold::from_f64(1.0).map(|t| (t.num, t.den)), Some((1, 1)));
-        assert_eq!(Threshold::from_f64(0.0).map(|t| (t.num, t.den)), Some((0, 1)));
+        assert_eq!(
+            Threshold::from_f64(1.0).map(|t| (t.num, t.den)),
+            Some((1, 1))
+        );
+        assert_eq!(
+            Threshold::from_f64(0.0).map(|t| (t.num, t.den)),
+            Some((0, 1))
+        );
         assert!(Comparator::Ge.holds(Ordering::Equal));
         assert!(!Comparator::Gt.holds(Ordering::Equal));
     }
