@@ -851,3 +851,65 @@ fn the_catalog_of_january_is_the_newest_snapshot_as_of_its_last_day() {
     }
     assert!(found);
 }
+
+/// Current file of each period partition of `target_results`.
+fn partition_files(h: &Harness) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let dir = h.warehouse().join("marts/target_results");
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let mut files: Vec<String> = std::fs::read_dir(e.path())
+            .unwrap()
+            .flatten()
+            .map(|f| f.file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        out.insert(
+            e.file_name().to_string_lossy().into_owned(),
+            files.pop().unwrap(),
+        );
+    }
+    out
+}
+
+#[test]
+fn rerunning_a_day_recomputes_the_periods_it_changes_and_no_other() {
+    let h = Harness::new();
+    landing(&h);
+    h.run(&["2022-01-10", "2022-01-20", "2022-01-31", "2022-02-05"]);
+    let before = results(&h, "target_results");
+    let files = partition_files(&h);
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        ["period=2022", "period=2022-01", "period=2022-02"]
+    );
+
+    // Re-running 02-05 recomputes February and the year (as of 02-05), not January, and gives
+    // the same figures.
+    let rec = h.run(&["2022-02-05"]);
+    let periods: Vec<&str> = rec.periods.iter().map(|p| p.period.as_str()).collect();
+    assert_eq!(periods, ["2022-02", "2022"]);
+    let again = partition_files(&h);
+    assert_eq!(again["period=2022-01"], files["period=2022-01"]);
+    assert_ne!(again["period=2022-02"], files["period=2022-02"]);
+    assert_eq!(results(&h, "target_results"), before);
+
+    // 01-31 re-delivered with D06 finished on 01-26 (due 01-25): January changes, and so do the
+    // later periods; re-run, they are all recomputed.
+    h.file("one_stop", "2022-01-31", "hoso_002.json", batch(vec![
+        hs("D06", D, "10", json!({"NgayTiepNhan": "20220110080000", "NgayHenTra": "20220125170000",
+            "NgayKetThucXuLy": "20220126080000"})),
+    ]));
+    let rec = h.run(&["2022-01-31"]);
+    let periods: Vec<&str> = rec.periods.iter().map(|p| p.period.as_str()).collect();
+    assert_eq!(periods, ["2022-01", "2022-02", "2022"]);
+    let after = results(&h, "target_results");
+    let key = |t: &str, p: &str, u: &str| (t.to_string(), p.to_string(), u.to_string());
+    // January, D: D06 is now done late (4/8) and no longer in progress (no backlog).
+    assert_eq!(after[&key("dossier_on_time", "2022-01", D)], r(4, 8, "fail", &["D03", "D04", "D06", "D13"]));
+    assert_eq!(after[&key("no_backlog", "2022-01", D)], r(0, 1, "pass", &[]));
+    // Untouched figures stay: H in January.
+    assert_eq!(
+        after[&key("no_backlog", "2022-01", H)],
+        before[&key("no_backlog", "2022-01", H)]
+    );
+}
