@@ -29,5 +29,6 @@ check: ## format check + clippy + tests
 	$(MAKE) clippy
 	$(MAKE) test
 
-bench: build ## province-year ingest vs DuckDB loading the same files (wall time, peak memory)
+bench: build ## province-year: ingest vs DuckDB loading the same files; marts and checks vs DuckDB on the same SQL
 	bench/ingest.sh
+	bench/marts.sh

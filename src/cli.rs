@@ -68,6 +68,12 @@ pub enum Command {
         #[arg(long)]
         to: NaiveDate,
     },
+    /// Recompute the marts and target results of the periods whose inputs changed (all with
+    /// `--full`), without ingesting.
+    Refresh {
+        #[arg(long)]
+        full: bool,
+    },
     /// Run a SQL query over staging, state views, marts and target results.
     Sql {
         query: String,
@@ -326,6 +332,33 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             })?;
             println!("{}", out.trim_end());
             Ok(0)
+        }
+        Command::Refresh { full } => {
+            let cfg = load_checked(cli)?;
+            let rt = runtime()?;
+            let units = run::read_units(&cfg.units, &rt)?;
+            let wh = crate::storage::Location::open(&cfg.warehouse, true)?;
+            let t0 = std::time::Instant::now();
+            let r = rt.block_on(run::refresh_marts(
+                &cfg,
+                &wh,
+                &units,
+                &run::new_run_id(),
+                *full,
+            ))?;
+            if !cli.quiet {
+                println!(
+                    "marts and checks recomputed for {} period(s) in {:.2} s",
+                    r.periods.len(),
+                    t0.elapsed().as_secs_f64()
+                );
+                print!("{}", crate::checks::summary(&cfg, &r.rows));
+            }
+            Ok(if crate::checks::any_error_fails(&r.rows) {
+                1
+            } else {
+                0
+            })
         }
         Command::Shell => {
             let cfg = load(cli)?;

@@ -167,56 +167,66 @@ const PERIODS_STATE: &str = "marts/_periods.json";
 /// Recompute the marts and target results of every stale period (see `crate::periods`), then
 /// record what was computed. Run after the ingest of a run's days (once, also for a backfill).
 pub fn refresh(env: &Env, cfg: &Config) -> Result<Refresh> {
-    env.rt.block_on(async {
-        let wh = &env.warehouse;
-        let ledger = crate::ledger::read_all(wh).await?;
-        let all = periods_of(&crate::ledger::ingested_days(&ledger));
-        let computed: Vec<Computed> = match wh.get_opt(&wh.path(PERIODS_STATE)).await? {
-            Some(b) => serde_json::from_slice(&b)
-                .map_err(|e| Error::Internal(format!("{PERIODS_STATE} is corrupt: {e}")))?,
-            None => Vec::new(),
-        };
-        let stale = crate::periods::stale(&all, &computed, &ledger);
-        if stale.is_empty() {
-            return Ok(Refresh {
-                periods: Vec::new(),
-                rows: Vec::new(),
-            });
-        }
-        let ctx = crate::models::new_context();
-        crate::models::register_state(&ctx, cfg, Some(wh), Some(&ledger), &stale, Some(&env.units))
+    env.rt.block_on(refresh_marts(
+        cfg,
+        &env.warehouse,
+        &env.units,
+        &env.run_id,
+        false,
+    ))
+}
+
+/// Recompute the stale periods (every period with `full`) of a warehouse.
+pub async fn refresh_marts(
+    cfg: &Config,
+    wh: &Location,
+    units: &Units,
+    run_id: &str,
+    full: bool,
+) -> Result<Refresh> {
+    let ledger = crate::ledger::read_all(wh).await?;
+    let all = periods_of(&crate::ledger::ingested_days(&ledger));
+    let computed: Vec<Computed> = match wh.get_opt(&wh.path(PERIODS_STATE)).await? {
+        Some(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::Internal(format!("{PERIODS_STATE} is corrupt: {e}")))?,
+        None => Vec::new(),
+    };
+    let stale: Vec<&Period> = if full {
+        all.iter().collect()
+    } else {
+        crate::periods::stale(&all, &computed, &ledger)
+    };
+    if stale.is_empty() {
+        return Ok(Refresh {
+            periods: Vec::new(),
+            rows: Vec::new(),
+        });
+    }
+    let ctx = crate::models::new_context();
+    crate::models::register_state(&ctx, cfg, Some(wh), Some(&ledger), &stale, Some(units)).await?;
+    let marts = crate::models::compute(&ctx, cfg).await?;
+    for m in &marts {
+        crate::models::write_periods(wh, run_id, &m.model.name, &m.schema, &m.batches, &stale)
             .await?;
-        let marts = crate::models::compute(&ctx, cfg).await?;
-        for m in &marts {
-            crate::models::write_periods(
-                wh,
-                &env.run_id,
-                &m.model.name,
-                &m.schema,
-                &m.batches,
-                &stale,
-            )
-            .await?;
-        }
-        let ev = crate::checks::evaluate(&ctx, cfg, &stale, &env.units).await?;
-        crate::checks::write(wh, &env.run_id, cfg, &ev, &stale).await?;
-        // Record what was computed, last: a crash before this only makes the next run redo it.
-        let mut state: Vec<Computed> = computed
-            .into_iter()
-            .filter(|c| !stale.iter().any(|p| p.id == c.period))
-            .collect();
-        state.extend(stale.iter().map(|p| Computed {
-            period: p.id.clone(),
-            as_of: p.as_of.to_string(),
-            run_id: env.run_id.clone(),
-        }));
-        state.sort_by(|a, b| a.period.cmp(&b.period));
-        let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Internal(e.to_string()))?;
-        wh.put(&wh.path(PERIODS_STATE), json.into()).await?;
-        Ok(Refresh {
-            periods: stale.into_iter().cloned().collect(),
-            rows: ev.rows,
-        })
+    }
+    let ev = crate::checks::evaluate(&ctx, cfg, &stale, units).await?;
+    crate::checks::write(wh, run_id, cfg, &ev, &stale).await?;
+    // Record what was computed, last: a crash before this only makes the next run redo it.
+    let mut state: Vec<Computed> = computed
+        .into_iter()
+        .filter(|c| !stale.iter().any(|p| p.id == c.period))
+        .collect();
+    state.extend(stale.iter().map(|p| Computed {
+        period: p.id.clone(),
+        as_of: p.as_of.to_string(),
+        run_id: run_id.to_string(),
+    }));
+    state.sort_by(|a, b| a.period.cmp(&b.period));
+    let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Internal(e.to_string()))?;
+    wh.put(&wh.path(PERIODS_STATE), json.into()).await?;
+    Ok(Refresh {
+        periods: stale.into_iter().cloned().collect(),
+        rows: ev.rows,
     })
 }
 

@@ -895,18 +895,32 @@ fn rerunning_a_day_recomputes_the_periods_it_changes_and_no_other() {
 
     // 01-31 re-delivered with D06 finished on 01-26 (due 01-25): January changes, and so do the
     // later periods; re-run, they are all recomputed.
-    h.file("one_stop", "2022-01-31", "hoso_002.json", batch(vec![
-        hs("D06", D, "10", json!({"NgayTiepNhan": "20220110080000", "NgayHenTra": "20220125170000",
-            "NgayKetThucXuLy": "20220126080000"})),
-    ]));
+    h.file(
+        "one_stop",
+        "2022-01-31",
+        "hoso_002.json",
+        batch(vec![hs(
+            "D06",
+            D,
+            "10",
+            json!({"NgayTiepNhan": "20220110080000", "NgayHenTra": "20220125170000",
+            "NgayKetThucXuLy": "20220126080000"}),
+        )]),
+    );
     let rec = h.run(&["2022-01-31"]);
     let periods: Vec<&str> = rec.periods.iter().map(|p| p.period.as_str()).collect();
     assert_eq!(periods, ["2022-01", "2022-02", "2022"]);
     let after = results(&h, "target_results");
     let key = |t: &str, p: &str, u: &str| (t.to_string(), p.to_string(), u.to_string());
     // January, D: D06 is now done late (4/8) and no longer in progress (no backlog).
-    assert_eq!(after[&key("dossier_on_time", "2022-01", D)], r(4, 8, "fail", &["D03", "D04", "D06", "D13"]));
-    assert_eq!(after[&key("no_backlog", "2022-01", D)], r(0, 1, "pass", &[]));
+    assert_eq!(
+        after[&key("dossier_on_time", "2022-01", D)],
+        r(4, 8, "fail", &["D03", "D04", "D06", "D13"])
+    );
+    assert_eq!(
+        after[&key("no_backlog", "2022-01", D)],
+        r(0, 1, "pass", &[])
+    );
     // Untouched figures stay: H in January.
     assert_eq!(
         after[&key("no_backlog", "2022-01", H)],

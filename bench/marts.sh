@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# make bench, part 2: marts and checks of a whole year from staging. cchc (`refresh --full`:
+# every period's marts, target_results and district roll-up, written as Parquet) against DuckDB
+# running the same model SQL over the same staged Parquet (bench/marts_duckdb.py), 2 threads each.
+# Reuses the warehouse of bench/ingest.sh (bench/out/wh), ingesting the year first if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cchc-target}"
+BIN="${BIN:-$CARGO_TARGET_DIR/release/cchc}"
+SCALE="${SCALE:-1}"; FROM="${FROM:-2022-01-01}"; TO="${TO:-2022-12-31}"; RUNS="${RUNS:-3}"
+OUT="bench/out"; LANDING="$OUT/landing-$SCALE-$FROM-$TO"; WH="$OUT/wh"
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+python3 -c 'import duckdb, yaml' 2>/dev/null || pip install -q duckdb pyyaml
+
+if [ ! -d "$WH/ledger" ]; then
+  [ -f "$LANDING/.done" ] || "$BIN" gen --out "$LANDING" --from "$FROM" --to "$TO" --scale "$SCALE" --seed 42 --defects 0
+  touch "$LANDING/.done"
+  rm -rf "$WH"
+  CCHC_PII_KEY=bench-key-0123456789 "$BIN" --quiet --warehouse "$WH" --landing "$LANDING" backfill --from "$FROM" --to "$TO" || [ $? -eq 1 ]
+fi
+ROWS=$(python3 -c "import duckdb; print(duckdb.sql(\"SELECT count(*) FROM read_parquet('$WH/staging/*/*/*.parquet', union_by_name=true)\").fetchone()[0])")
+
+measure() { # label, command...: prints "wall_s rss_mb"; exit code 1 (a failed target) is success
+  local label=$1; shift
+  local log="$OUT/time-$label.txt" rc=0
+  /usr/bin/time -v "$@" >"$OUT/stdout-$label.txt" 2>"$log" || rc=$?
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then echo "$label failed; see $log" >&2; tail -20 "$log" >&2; exit 1; fi
+  local wall rss
+  wall=$(grep 'Elapsed (wall clock)' "$log" | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+  rss=$(grep 'Maximum resident set size' "$log" | awk '{print int($NF/1024)}')
+  echo "$wall $rss"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+CT=(); CM=(); DT=(); DM=()
+for i in $(seq "$RUNS"); do
+  read -r t m <<<"$(measure cchc-marts "$BIN" --quiet --warehouse "$WH" --landing "$LANDING" refresh --full)"
+  CT+=("$t"); CM+=("$m")
+  rm -rf "$OUT/duck-marts"
+  read -r t m <<<"$(measure duckdb-marts python3 bench/marts_duckdb.py "$WH" "$OUT/duck-marts" "$FROM" "$TO")"
+  DT+=("$t"); DM+=("$m")
+done
+ct=$(printf '%s\n' "${CT[@]}" | median); cm=$(printf '%s\n' "${CM[@]}" | median)
+dt=$(printf '%s\n' "${DT[@]}" | median); dm=$(printf '%s\n' "${DM[@]}" | median)
+echo
+echo "marts and checks from staging: $ROWS staged rows, $FROM..$TO at scale $SCALE; $RUNS runs, medians"
+printf '%-8s %8s %10s\n' tool wall_s peak_MB
+printf '%-8s %8.2f %10d\n' cchc "$ct" "$cm"
+printf '%-8s %8.2f %10d\n' duckdb "$dt" "$dm"
+printf 'ratio cchc/duckdb wall time: %.2f (all runs: cchc %s; duckdb %s)\n' "$(echo "$ct/$dt" | bc -l)" "${CT[*]}" "${DT[*]}"
