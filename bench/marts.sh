@@ -18,7 +18,7 @@ if [ ! -d "$WH/ledger" ]; then
   rm -rf "$WH"
   CCHC_PII_KEY=bench-key-0123456789 "$BIN" --quiet --warehouse "$WH" --landing "$LANDING" backfill --from "$FROM" --to "$TO" || [ $? -eq 1 ]
 fi
-ROWS=$(python3 -c "import duckdb; print(duckdb.sql(\"SELECT count(*) FROM read_parquet('$WH/staging/*/*/*.parquet', union_by_name=true)\").fetchone()[0])")
+ROWS=$(python3 -c "import duckdb; print(duckdb.sql(\"SELECT count(*) FROM read_parquet('$WH/staging/*/*/*.parquet', union_by_name=true)\").fetchall()[0][0])")
 
 measure() { # label, command...: prints "wall_s rss_mb"; exit code 1 (a failed target) is success
   local label=$1; shift

@@ -167,3 +167,28 @@ fn cchc_test_runs_the_pipeline_tests_and_fails_on_a_wrong_expectation() {
         "{stdout}"
     );
 }
+
+#[test]
+fn docs_describe_every_mart_column_and_target() {
+    let p = project();
+    let out = cchc(p.path())
+        .args(["docs", "--out", "dictionary.md"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(p.path().join("dictionary.md")).unwrap();
+    for needle in [
+        "### `mart_dossiers` (mart, one partition per period)",
+        "| `overdue_apologised` |",
+        "| `dossier_on_time` | Phấn đấu trên 98% hồ sơ được giải quyết trước và đúng hạn |",
+        "`iso_9001`",
+        "Personal data: HMAC-SHA256",
+    ] {
+        assert!(text.contains(needle), "missing {needle}");
+    }
+}
