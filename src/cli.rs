@@ -61,12 +61,28 @@ pub enum Command {
         #[arg(long)]
         date: NaiveDate,
     },
-    /// Ingest every extract day in a range (in parallel).
+    /// Ingest the days of a range that are new, failed or whose landing files changed (by
+    /// checksum); skip the days already ingested from the same files. Marts and checks are
+    /// recomputed once at the end.
     Backfill {
         #[arg(long)]
         from: NaiveDate,
         #[arg(long)]
         to: NaiveDate,
+        /// `all`: run every day of the range, changed or not.
+        #[arg(long, value_enum, default_value = "changed")]
+        rerun: Rerun,
+    },
+    /// The ledger: per source and day, its state (ingested, changed, pending, missing), files,
+    /// counts, run and time; and the periods whose figures are stale.
+    Status {
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        #[arg(long)]
+        to: Option<NaiveDate>,
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Recompute the marts and target results of the periods whose inputs changed (all with
     /// `--full`), without ingesting.
@@ -106,6 +122,14 @@ pub enum Command {
         #[arg(long, default_value_t = 0.001)]
         defects: f64,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rerun {
+    /// Days not ingested yet, failed, or whose landing files changed.
+    Changed,
+    /// Every day of the range.
+    All,
 }
 
 #[derive(Args, Debug)]
@@ -238,14 +262,21 @@ fn ingest(
     dates: Vec<NaiveDate>,
     key: &[u8],
     per_day: bool,
+    skip_unchanged: bool,
 ) -> Result<u8> {
-    let (record, rows, err) = run::run_with_results(cfg, command, dates, key);
+    let (record, rows, err) = run::run_days(cfg, command, dates, key, skip_unchanged);
     if let Some(e) = err {
         return Err(e);
     }
     if !cli.quiet {
         if per_day {
             print!("{}", summary(&record));
+        }
+        if !record.skipped_dates.is_empty() {
+            println!(
+                "skipped {} day(s) already ingested from the same files (--rerun all to force)",
+                record.skipped_dates.len()
+            );
         }
         println!("{}", totals_line(&record));
         if record.periods.is_empty() {
@@ -307,9 +338,10 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 vec![*date],
                 &key,
                 true,
+                false,
             )
         }
-        Command::Backfill { from, to } => {
+        Command::Backfill { from, to, rerun } => {
             let cfg = load_checked(cli)?;
             let key = run::pii_key(&cfg)?;
             let dates = days_between(*from, *to)?;
@@ -320,7 +352,15 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 dates,
                 &key,
                 false,
+                *rerun == Rerun::Changed,
             )
+        }
+        Command::Status { from, to, json } => {
+            let cfg = load(cli)?;
+            let rt = runtime()?;
+            let out = rt.block_on(crate::status::status(&cfg, *from, *to, *json))?;
+            print!("{out}");
+            Ok(0)
         }
         Command::Sql { query, format } => {
             let cfg = load(cli)?;
@@ -459,7 +499,15 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                     DEMO_PII_KEY.as_bytes().to_vec()
                 }
             };
-            let code = ingest(cli, &cfg, "demo", days_between(*from, *to)?, &key, false)?;
+            let code = ingest(
+                cli,
+                &cfg,
+                "demo",
+                days_between(*from, *to)?,
+                &key,
+                false,
+                false,
+            )?;
             let exe = std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "cchc".into());

@@ -48,6 +48,9 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Another run holds the warehouse lock.
+    #[error("{0}")]
+    Locked(String),
     /// A bug: an invariant of the engine does not hold.
     #[error("internal error (a bug): {0}")]
     Internal(String),
@@ -84,7 +87,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Usage(_) => 2,
-            Error::Plan(_) | Error::Io { .. } | Error::Internal(_) => 3,
+            Error::Plan(_) | Error::Io { .. } | Error::Internal(_) | Error::Locked(_) => 3,
         }
     }
 }

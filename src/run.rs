@@ -24,8 +24,12 @@ pub struct RunRecord {
     pub duration_ms: u128,
     pub landing: String,
     pub warehouse: String,
+    /// The extract days ingested.
     #[serde(serialize_with = "date_serde::many")]
     pub dates: Vec<NaiveDate>,
+    /// Days of a backfill skipped: already ingested from the same landing files.
+    #[serde(serialize_with = "date_serde::many")]
+    pub skipped_dates: Vec<NaiveDate>,
     pub totals: Totals,
     pub sources: Vec<SourceDay>,
     /// The periods whose marts and target results this run (re)computed.
@@ -230,6 +234,87 @@ pub async fn refresh_marts(
     })
 }
 
+/// The state of a source-day, comparing the landing with the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DayState {
+    /// Ingested from the files the landing holds now.
+    Ingested,
+    /// Ingested, but the landing files changed since (added, removed or different content).
+    Changed,
+    /// Files in the landing, never ingested (new, arrived late, or the run failed).
+    Pending,
+    /// No file in the landing for that source and day.
+    Missing,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceDayState {
+    pub source: String,
+    #[serde(serialize_with = "date_serde::one")]
+    pub day: NaiveDate,
+    pub state: DayState,
+    pub landing_files: usize,
+    /// What the ledger holds for the day, if anything.
+    pub ledger: Option<crate::ledger::LedgerEntry>,
+}
+
+/// Compare the landing with the ledger for every source and day. Checksums are computed only
+/// where the ledger has an entry to compare with; elsewhere the listing says enough.
+pub async fn source_day_states(
+    cfg: &Config,
+    landing: &Location,
+    wh: &Location,
+    days: &[NaiveDate],
+) -> Result<Vec<SourceDayState>> {
+    let ledger = crate::ledger::read_all(wh).await?;
+    let mut out = Vec::new();
+    for &day in days {
+        for source in &cfg.sources {
+            let entry = ledger
+                .iter()
+                .find(|e| e.day.extract_date == day && e.day.source == source.name)
+                .cloned();
+            let files = ingest::day_files(landing, source, day).await?;
+            let state = match &entry {
+                None if files.is_empty() => DayState::Missing,
+                None => DayState::Pending,
+                Some(e) => {
+                    let now = ingest::day_checksums(landing, source, day).await?;
+                    let then: Vec<(String, String)> = e
+                        .day
+                        .files
+                        .iter()
+                        .map(|f| (f.name.clone(), f.sha256.clone()))
+                        .collect();
+                    match (now == then, now.is_empty()) {
+                        (true, true) => DayState::Missing,
+                        (true, false) => DayState::Ingested,
+                        (false, _) => DayState::Changed,
+                    }
+                }
+            };
+            out.push(SourceDayState {
+                source: source.name.clone(),
+                day,
+                state,
+                landing_files: files.len(),
+                ledger: entry,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What `marts/_periods.json` says was computed.
+pub async fn read_computed(wh: &Location) -> Result<Vec<Computed>> {
+    Ok(match wh.get_opt(&wh.path(PERIODS_STATE)).await? {
+        Some(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::Internal(format!("{PERIODS_STATE} is corrupt: {e}")))?,
+        None => Vec::new(),
+    })
+}
+
 /// The periods known to the warehouse (from its ledger), for query sessions.
 pub async fn known_periods(
     wh: &Location,
@@ -258,6 +343,18 @@ pub fn run_with_results(
     dates: Vec<NaiveDate>,
     key: &[u8],
 ) -> (RunRecord, Vec<TargetRow>, Option<Error>) {
+    run_days(cfg, command, dates, key, false)
+}
+
+/// A run over `dates`. With `skip_unchanged` (a backfill), days already ingested from the same
+/// landing files (names and SHA-256, per the ledger) are skipped; the others run, in date order.
+pub fn run_days(
+    cfg: &Config,
+    command: &str,
+    dates: Vec<NaiveDate>,
+    key: &[u8],
+    skip_unchanged: bool,
+) -> (RunRecord, Vec<TargetRow>, Option<Error>) {
     let started = Utc::now();
     let t0 = Instant::now();
     let run_id = new_run_id();
@@ -277,14 +374,36 @@ pub fn run_with_results(
     };
     let mut record = empty_record(cfg, command, &run_id, dates);
     let mut rows = Vec::new();
-    let (err, env) = match open_env(cfg, &rt, key, &run_id) {
+    let mut lock = None;
+    let (err, env) = match open_env(cfg, &rt, key, &run_id).and_then(|env| {
+        lock = Some(rt.block_on(crate::lock::Lock::acquire(&env.warehouse, &run_id, command))?);
+        Ok(env)
+    }) {
         Err(e) => (Some(e), None),
         Ok(env) => {
-            let res = ingest_days(cfg, &env, &record.dates).and_then(|days| {
+            let res = (|| {
+                if skip_unchanged {
+                    let statuses = rt.block_on(source_day_states(
+                        cfg,
+                        &env.landing,
+                        &env.warehouse,
+                        &record.dates,
+                    ))?;
+                    let (run, skip): (Vec<NaiveDate>, Vec<NaiveDate>) =
+                        record.dates.iter().partition(|d| {
+                            statuses.iter().any(|s| {
+                                s.day == **d
+                                    && matches!(s.state, DayState::Changed | DayState::Pending)
+                            })
+                        });
+                    record.dates = run;
+                    record.skipped_dates = skip;
+                }
+                let days = ingest_days(cfg, &env, &record.dates)?;
                 record.totals = Totals::of(&days);
                 record.sources = days;
                 refresh(&env, cfg)
-            });
+            })();
             match res {
                 Ok(r) => {
                     record.periods = r
@@ -317,6 +436,11 @@ pub fn run_with_results(
             }
         }
     };
+    if let Some(lock) = lock {
+        if let Err(e) = rt.block_on(lock.release()) {
+            tracing::warn!(error = %e, "could not release the warehouse lock");
+        }
+    }
     record.started_at = started.to_rfc3339();
     record.finished_at = Utc::now().to_rfc3339();
     record.duration_ms = t0.elapsed().as_millis();
@@ -348,6 +472,7 @@ fn empty_record(cfg: &Config, command: &str, run_id: &str, dates: Vec<NaiveDate>
         landing: cfg.landing.clone(),
         warehouse: cfg.warehouse.clone(),
         dates,
+        skipped_dates: Vec::new(),
         totals: Totals::default(),
         sources: Vec::new(),
         periods: Vec::new(),

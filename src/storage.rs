@@ -117,6 +117,24 @@ impl Location {
         Ok(())
     }
 
+    /// Create `path` only if it does not exist (a conditional put, which S3-compatible stores and
+    /// the local file system both offer); `Ok(false)` when it already exists.
+    pub async fn create_new(&self, path: &Path, data: Bytes) -> Result<bool> {
+        let opts = object_store::PutOptions::from(object_store::PutMode::Create);
+        match self
+            .store
+            .put_opts(path, PutPayload::from_bytes(data), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(Error::io(
+                format!("cannot create {}/{path}", self.display),
+                e,
+            )),
+        }
+    }
+
     pub async fn delete(&self, path: &Path) -> Result<()> {
         match self.store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

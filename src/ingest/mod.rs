@@ -173,11 +173,15 @@ pub fn current_files(objects: Vec<object_store::ObjectMeta>) -> Vec<object_store
     newest.into_values().collect()
 }
 
-/// Ingest one source for one extract day.
-pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<SourceDay> {
+/// The landing files of a source for a day, in byte-wise name order.
+pub async fn day_files(
+    landing: &Location,
+    source: &Source,
+    day: NaiveDate,
+) -> Result<Vec<object_store::ObjectMeta>> {
     let folder = format!("{}/{}", source.system, day);
-    let objects = env.rt.block_on(env.landing.list(&folder))?;
-    let prefix_len = env.landing.path(&folder).parts().count();
+    let objects = landing.list(&folder).await?;
+    let prefix_len = landing.path(&folder).parts().count();
     let mut files: Vec<_> = objects
         .into_iter()
         .filter(|o| {
@@ -190,6 +194,29 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
             .as_bytes()
             .cmp(file_name(&b.location).as_bytes())
     });
+    Ok(files)
+}
+
+/// (name, SHA-256) of the landing files of a source-day, as the ledger records them.
+pub async fn day_checksums(
+    landing: &Location,
+    source: &Source,
+    day: NaiveDate,
+) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for f in day_files(landing, source, day).await? {
+        let bytes = landing.get(&f.location).await?;
+        out.push((
+            file_name(&f.location).to_string(),
+            hex::encode(Sha256::digest(&bytes)),
+        ));
+    }
+    Ok(out)
+}
+
+/// Ingest one source for one extract day.
+pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<SourceDay> {
+    let files = env.rt.block_on(day_files(&env.landing, source, day))?;
 
     let index = field_index(source);
     let ctx = Context {

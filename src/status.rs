@@ -1,0 +1,109 @@
+//! `cchc status`: the ledger against the landing, per source and day, and the stale periods.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::run::{read_computed, source_day_states, DayState, SourceDayState};
+use crate::storage::Location;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    from: Option<String>,
+    to: Option<String>,
+    source_days: &'a [SourceDayState],
+    /// Periods whose marts and checks are missing or out of date.
+    stale_periods: Vec<String>,
+}
+
+fn state_name(s: DayState) -> &'static str {
+    match s {
+        DayState::Ingested => "ingested",
+        DayState::Changed => "changed",
+        DayState::Pending => "pending",
+        DayState::Missing => "missing",
+    }
+}
+
+/// The status report, as a table or JSON.
+pub async fn status(
+    cfg: &Config,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    json: bool,
+) -> Result<String> {
+    let wh = Location::open(&cfg.warehouse, true)?;
+    let landing = Location::open(&cfg.landing, false)?;
+    let ledger = crate::ledger::read_all(&wh).await?;
+    let first = from.or_else(|| ledger.first().map(|e| e.day.extract_date));
+    let last = to.or_else(|| ledger.last().map(|e| e.day.extract_date));
+    let days: Vec<NaiveDate> = match (first, last) {
+        (Some(a), Some(b)) if a <= b => a.iter_days().take_while(|d| *d <= b).collect(),
+        (Some(a), Some(b)) => return Err(Error::Usage(format!("--to {b} is before --from {a}"))),
+        _ => Vec::new(),
+    };
+    let states = source_day_states(cfg, &landing, &wh, &days).await?;
+    let all = crate::periods::periods_of(&crate::ledger::ingested_days(&ledger));
+    let computed = read_computed(&wh).await?;
+    let stale: Vec<String> = crate::periods::stale(&all, &computed, &ledger)
+        .into_iter()
+        .map(|p| p.id.clone())
+        .collect();
+    if json {
+        let r = Report {
+            from: first.map(|d| d.to_string()),
+            to: last.map(|d| d.to_string()),
+            source_days: &states,
+            stale_periods: stale,
+        };
+        let mut s = serde_json::to_string_pretty(&r).map_err(|e| Error::Internal(e.to_string()))?;
+        s.push('\n');
+        return Ok(s);
+    }
+    let mut out = format!(
+        "{:<10} {:<18} {:<9} {:>5} {:>9} {:>9} {:>6} {:>5}  {:<30} {}\n",
+        "day", "source", "state", "files", "read", "staged", "quar", "unrd", "run", "ingested_at"
+    );
+    for s in &states {
+        let (read, staged, quar, unrd, run, at) = match &s.ledger {
+            Some(e) => (
+                e.day.read.to_string(),
+                e.day.staged.to_string(),
+                e.day.quarantined.to_string(),
+                e.day.unreadable_files.to_string(),
+                e.run_id.clone(),
+                e.ingested_at.clone(),
+            ),
+            None => Default::default(),
+        };
+        out.push_str(&format!(
+            "{:<10} {:<18} {:<9} {:>5} {:>9} {:>9} {:>6} {:>5}  {:<30} {}\n",
+            s.day.to_string(),
+            s.source,
+            state_name(s.state),
+            s.landing_files,
+            read,
+            staged,
+            quar,
+            unrd,
+            run,
+            at
+        ));
+    }
+    let count = |st: DayState| states.iter().filter(|s| s.state == st).count();
+    out.push_str(&format!(
+        "{} source-day(s): {} ingested, {} changed since, {} pending, {} missing\n",
+        states.len(),
+        count(DayState::Ingested),
+        count(DayState::Changed),
+        count(DayState::Pending),
+        count(DayState::Missing)
+    ));
+    out.push_str(&if stale.is_empty() {
+        "stale periods: none\n".to_string()
+    } else {
+        format!("stale periods: {} (cchc refresh)\n", stale.join(", "))
+    });
+    Ok(out)
+}
