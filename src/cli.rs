@@ -379,13 +379,13 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let units = run::read_units(&cfg.units, &rt)?;
             let wh = crate::storage::Location::open(&cfg.warehouse, true)?;
             let t0 = std::time::Instant::now();
-            let r = rt.block_on(run::refresh_marts(
-                &cfg,
-                &wh,
-                &units,
-                &run::new_run_id(),
-                *full,
-            ))?;
+            let run_id = run::new_run_id();
+            let r = rt.block_on(async {
+                let lock = crate::lock::Lock::acquire(&wh, &run_id, "refresh").await?;
+                let r = run::refresh_marts(&cfg, &wh, &units, &run_id, *full).await;
+                lock.release().await?;
+                r
+            })?;
             if !cli.quiet {
                 println!(
                     "marts and checks recomputed for {} period(s) in {:.2} s",
