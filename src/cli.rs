@@ -298,6 +298,19 @@ fn ingest(
             );
             print!("{}", crate::checks::summary(cfg, &rows));
         }
+        let errors: Vec<String> = record
+            .missing
+            .iter()
+            .filter(|m| m.severity == "error")
+            .map(|m| format!("{} {}", m.source, m.day))
+            .collect();
+        if !errors.is_empty() {
+            println!(
+                "no file for {} source-day(s) whose source requires one (missing_day: error): {}: exit code 1",
+                errors.len(),
+                errors.join(", ")
+            );
+        }
         let t = &record.targets;
         if t.failing_error > 0 {
             println!(

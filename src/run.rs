@@ -36,8 +36,19 @@ pub struct RunRecord {
     pub periods: Vec<PeriodRecord>,
     /// Target results of those periods, by status (units and `ALL`).
     pub targets: TargetCounts,
+    /// Source-days of this run without any file (freshness), with the source's severity.
+    pub missing: Vec<MissingDay>,
     pub exit_code: u8,
     pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MissingDay {
+    pub source: String,
+    #[serde(serialize_with = "date_serde::one")]
+    pub day: NaiveDate,
+    /// `warn` or `error` (an error makes the exit code 1).
+    pub severity: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -400,6 +411,17 @@ pub fn run_days(
                     record.skipped_dates = skip;
                 }
                 let days = ingest_days(cfg, &env, &record.dates)?;
+                for d in days.iter().filter(|d| !d.present) {
+                    let Some(sev) = cfg.source(&d.source).and_then(|s| s.missing_day) else {
+                        continue;
+                    };
+                    tracing::warn!(source = %d.source, day = %d.extract_date, severity = sev.name(), "no file for this source and day");
+                    record.missing.push(MissingDay {
+                        source: d.source.clone(),
+                        day: d.extract_date,
+                        severity: sev.name(),
+                    });
+                }
                 record.totals = Totals::of(&days);
                 record.sources = days;
                 refresh(&env, cfg)
@@ -447,6 +469,7 @@ pub fn run_days(
     record.exit_code = match &err {
         Some(e) => e.exit_code(),
         None if record.targets.failing_error > 0 => 1,
+        None if record.missing.iter().any(|m| m.severity == "error") => 1,
         None => 0,
     };
     record.error = err.as_ref().map(|e| e.to_string());
@@ -477,6 +500,7 @@ fn empty_record(cfg: &Config, command: &str, run_id: &str, dates: Vec<NaiveDate>
         sources: Vec::new(),
         periods: Vec::new(),
         targets: TargetCounts::default(),
+        missing: Vec::new(),
         exit_code: 0,
         error: None,
     }

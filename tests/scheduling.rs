@@ -151,3 +151,24 @@ fn running_a_day_twice_gives_the_same_staging_and_marts() {
     assert_eq!(read_all(&h), first);
     assert!(first.iter().all(|t| t.len() > 1));
 }
+
+#[test]
+fn a_day_without_dossiers_is_reported_with_its_sources_severity() {
+    let h = Harness::new();
+    // Only a signing event on 03-05: dossiers (missing_day: error) and documents (warn) are
+    // missing; the procedure catalog (ignore) is not reported.
+    h.file(
+        "signatures",
+        "2022-03-05",
+        "kyso_1.ndjson",
+        r#"{"event_id":"E1","unit_code":"000.00.15.H40","cert_not_before":"2021-01-01T00:00:00+07:00","cert_not_after":"2023-01-01T00:00:00+07:00","signing_time":"2022-03-05T09:00:00+07:00"}"#,
+    );
+    let rec = h.run(&["2022-03-05"]);
+    let missing: Vec<(&str, &str)> = rec
+        .missing
+        .iter()
+        .map(|m| (m.source.as_str(), m.severity))
+        .collect();
+    assert_eq!(missing, [("documents", "warn"), ("dossiers", "error")]);
+    assert_eq!(rec.exit_code, 1);
+}

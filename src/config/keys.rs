@@ -105,6 +105,7 @@ impl Kind {
                 "versioning",
                 "columns",
                 "rules",
+                "missing_day",
             ],
             Kind::Format => &["type", "service"],
             Kind::Column => &[

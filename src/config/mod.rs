@@ -41,6 +41,9 @@ pub struct Source {
     pub versioning: Versioning,
     pub columns: Vec<Column>,
     pub rules: Vec<Rule>,
+    /// Severity of a day without any file of this source (freshness); `None`: expected (a
+    /// source that does not deliver every day, like the procedure catalog).
+    pub missing_day: Option<Severity>,
     /// The pipeline file that declared it.
     pub file: String,
 }
@@ -687,6 +690,23 @@ fn validate_source(
             Versioning::Latest
         }
     };
+    let missing_day = match s.missing_day.as_ref().map(|v| v.value.as_str()) {
+        None | Some("warn") => Some(Severity::Warn),
+        Some("error") => Some(Severity::Error),
+        Some("ignore") => None,
+        Some(other) => {
+            diags.at(
+                "C014",
+                file,
+                s.missing_day.as_ref().unwrap(),
+                format!(
+                    "unknown severity `{other}`{} (ignore, warn or error)",
+                    did_you_mean(other, ["ignore", "warn", "error"])
+                ),
+            );
+            None
+        }
+    };
     let format = match s.format {
         RawFormat::DvcqgJson { service } => Format::DvcqgJson { service },
         RawFormat::Csv => Format::Csv,
@@ -705,6 +725,7 @@ fn validate_source(
         versioning,
         columns,
         rules,
+        missing_day,
         file: file.to_string(),
     })
 }

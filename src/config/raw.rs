@@ -135,6 +135,10 @@ pub struct RawSource {
     pub columns: Vec<RawColumn>,
     #[serde(default)]
     pub rules: Vec<RawRule>,
+    /// Severity of a day with no file of this source: `warn` (default), `error` (the run exits
+    /// 1, like a failed target) or `ignore` (a source that does not deliver every day).
+    #[serde(default)]
+    pub missing_day: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
