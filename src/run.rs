@@ -38,8 +38,35 @@ pub struct RunRecord {
     pub targets: TargetCounts,
     /// Source-days of this run without any file (freshness), with the source's severity.
     pub missing: Vec<MissingDay>,
+    /// Each stage that ran: `plan` (which days a backfill runs), `ingest`, `marts` (marts and
+    /// checks of the stale periods), with start and duration; counts and results are above.
+    pub stages: Vec<Stage>,
     pub exit_code: u8,
     pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Stage {
+    pub name: &'static str,
+    pub started_at: String,
+    pub duration_ms: u128,
+}
+
+/// Run `f` as a stage of `record`.
+fn stage<T>(
+    stages: &mut Vec<Stage>,
+    name: &'static str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let started_at = Utc::now().to_rfc3339();
+    let t0 = Instant::now();
+    let r = f();
+    stages.push(Stage {
+        name,
+        started_at,
+        duration_ms: t0.elapsed().as_millis(),
+    });
+    r
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -393,13 +420,16 @@ pub fn run_days(
         Err(e) => (Some(e), None),
         Ok(env) => {
             let res = (|| {
+                let mut stages = Vec::new();
                 if skip_unchanged {
-                    let statuses = rt.block_on(source_day_states(
-                        cfg,
-                        &env.landing,
-                        &env.warehouse,
-                        &record.dates,
-                    ))?;
+                    let statuses = stage(&mut stages, "plan", || {
+                        rt.block_on(source_day_states(
+                            cfg,
+                            &env.landing,
+                            &env.warehouse,
+                            &record.dates,
+                        ))
+                    })?;
                     let (run, skip): (Vec<NaiveDate>, Vec<NaiveDate>) =
                         record.dates.iter().partition(|d| {
                             statuses.iter().any(|s| {
@@ -410,7 +440,11 @@ pub fn run_days(
                     record.dates = run;
                     record.skipped_dates = skip;
                 }
-                let days = ingest_days(cfg, &env, &record.dates)?;
+                let days = stage(&mut stages, "ingest", || {
+                    ingest_days(cfg, &env, &record.dates)
+                });
+                record.stages = std::mem::take(&mut stages);
+                let days = days?;
                 for d in days.iter().filter(|d| !d.present) {
                     let Some(sev) = cfg.source(&d.source).and_then(|s| s.missing_day) else {
                         continue;
@@ -424,7 +458,9 @@ pub fn run_days(
                 }
                 record.totals = Totals::of(&days);
                 record.sources = days;
-                refresh(&env, cfg)
+                let r = stage(&mut stages, "marts", || refresh(&env, cfg));
+                record.stages.append(&mut stages);
+                r
             })();
             match res {
                 Ok(r) => {
@@ -501,6 +537,7 @@ fn empty_record(cfg: &Config, command: &str, run_id: &str, dates: Vec<NaiveDate>
         periods: Vec::new(),
         targets: TargetCounts::default(),
         missing: Vec::new(),
+        stages: Vec::new(),
         exit_code: 0,
         error: None,
     }

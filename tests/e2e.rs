@@ -240,6 +240,17 @@ fn a_week_with_defects_reconciles_and_keeps_no_clear_personal_data() {
         rec.targets.failing_error
     );
     assert!(rec.targets.failing_error > 0);
+    let stages: Vec<&str> = on_disk["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["ingest", "marts"]);
+    assert!(on_disk["stages"][0]["started_at"]
+        .as_str()
+        .unwrap()
+        .starts_with("20"));
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

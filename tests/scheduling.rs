@@ -47,6 +47,8 @@ fn backfill_runs_new_and_changed_days_only() {
 
     let rec = backfill(&h, "2022-03-01", "2022-03-03", true);
     assert!(rec.dates.is_empty(), "{:?}", rec.dates);
+    let stages: Vec<&str> = rec.stages.iter().map(|s| s.name).collect();
+    assert_eq!(stages, ["plan", "ingest", "marts"]);
 
     // 03-02 re-delivered (same name, new content) and 03-03 arrives late.
     h.file(
