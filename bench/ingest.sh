@@ -12,7 +12,6 @@ SCALE="${SCALE:-1}"; FROM="${FROM:-2022-01-01}"; TO="${TO:-2022-12-31}"; RUNS="$
 OUT="bench/out"; LANDING="$OUT/landing-$SCALE-$FROM-$TO"
 mkdir -p "$OUT"
 
-command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 python3 -c 'import duckdb' 2>/dev/null || pip install -q duckdb
 
 if [ ! -f "$LANDING/.done" ]; then
@@ -23,19 +22,7 @@ if [ ! -f "$LANDING/.done" ]; then
 fi
 INPUT_MB=$(du -sm --exclude=.done "$LANDING" | cut -f1)
 
-measure() { # label, command...: prints "wall_s rss_mb"; exit code 1 (a failed target) is success
-  local label=$1; shift
-  local log="$OUT/time-$label.txt" rc=0
-  /usr/bin/time -v "$@" >"$OUT/stdout-$label.txt" 2>"$log" || rc=$?
-  if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
-    echo "$label failed; see $log" >&2; tail -20 "$log" >&2; exit 1
-  fi
-  local wall rss
-  wall=$(grep 'Elapsed (wall clock)' "$log" | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-  rss=$(grep 'Maximum resident set size' "$log" | awk '{print int($NF/1024)}')
-  echo "$wall $rss"
-}
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. bench/common.sh
 
 CCHC_T=(); CCHC_M=(); DUCK_T=(); DUCK_M=()
 for i in $(seq "$RUNS"); do

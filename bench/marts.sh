@@ -9,7 +9,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cchc-target}"
 BIN="${BIN:-$CARGO_TARGET_DIR/release/cchc}"
 SCALE="${SCALE:-1}"; FROM="${FROM:-2022-01-01}"; TO="${TO:-2022-12-31}"; RUNS="${RUNS:-3}"
 OUT="bench/out"; LANDING="$OUT/landing-$SCALE-$FROM-$TO"; WH="$OUT/wh"
-command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 python3 -c 'import duckdb, yaml' 2>/dev/null || pip install -q duckdb pyyaml
 
 if [ ! -d "$WH/ledger" ]; then
@@ -20,17 +19,7 @@ if [ ! -d "$WH/ledger" ]; then
 fi
 ROWS=$(python3 -c "import duckdb; print(duckdb.sql(\"SELECT count(*) FROM read_parquet('$WH/staging/*/*/*.parquet', union_by_name=true)\").fetchall()[0][0])")
 
-measure() { # label, command...: prints "wall_s rss_mb"; exit code 1 (a failed target) is success
-  local label=$1; shift
-  local log="$OUT/time-$label.txt" rc=0
-  /usr/bin/time -v "$@" >"$OUT/stdout-$label.txt" 2>"$log" || rc=$?
-  if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then echo "$label failed; see $log" >&2; tail -20 "$log" >&2; exit 1; fi
-  local wall rss
-  wall=$(grep 'Elapsed (wall clock)' "$log" | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-  rss=$(grep 'Maximum resident set size' "$log" | awk '{print int($NF/1024)}')
-  echo "$wall $rss"
-}
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. bench/common.sh
 
 CT=(); CM=(); DT=(); DM=()
 for i in $(seq "$RUNS"); do

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::ingest::typing::date_to_days;
 use crate::ingest::units::Units;
 use crate::periods::Period;
+use crate::state::ident;
 use crate::storage::Location;
 
 /// Keys kept in `sample_keys` (the marts keep the same number per unit, smallest first).
@@ -119,10 +120,6 @@ impl Figures {
         self.keys.truncate(SAMPLE_SIZE);
         self.keys
     }
-}
-
-fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// (period, unit or "") → figures of a target's mart, for the periods in the session.

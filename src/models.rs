@@ -27,6 +27,7 @@ use crate::ingest::typing::{date_to_days, staging_schema};
 use crate::ingest::units::Units;
 use crate::ledger::LedgerEntry;
 use crate::periods::Period;
+use crate::state::ident;
 use crate::storage::Location;
 
 /// A DataFusion session with the settings every cchc session uses.
@@ -226,10 +227,6 @@ pub async fn register_views(
     ctx.register_table("units", mem_table(units_schema(), units_batches)?)?;
     ctx.sql(UNIT_GROUPS_SQL).await?;
     Ok(())
-}
-
-fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// Create a view model in the session.
@@ -460,11 +457,4 @@ pub async fn check_sql(cfg: &Config) -> Vec<Diagnostic> {
         }
     }
     diags
-}
-
-/// Distinct values of a text column, for messages.
-pub fn strings(a: &dyn Array) -> Vec<Option<String>> {
-    let a = arrow::compute::cast(a, &DataType::Utf8).expect("text cast");
-    let s = a.as_any().downcast_ref::<StringArray>().expect("text");
-    s.iter().map(|v| v.map(str::to_string)).collect()
 }

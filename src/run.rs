@@ -302,17 +302,19 @@ pub struct SourceDayState {
 pub async fn source_day_states(
     cfg: &Config,
     landing: &Location,
-    wh: &Location,
+    ledger: &[crate::ledger::LedgerEntry],
     days: &[NaiveDate],
 ) -> Result<Vec<SourceDayState>> {
-    let ledger = crate::ledger::read_all(wh).await?;
+    let by_key: std::collections::HashMap<(NaiveDate, &str), &crate::ledger::LedgerEntry> = ledger
+        .iter()
+        .map(|e| ((e.day.extract_date, e.day.source.as_str()), e))
+        .collect();
     let mut out = Vec::new();
     for &day in days {
         for source in &cfg.sources {
-            let entry = ledger
-                .iter()
-                .find(|e| e.day.extract_date == day && e.day.source == source.name)
-                .cloned();
+            let entry = by_key
+                .get(&(day, source.name.as_str()))
+                .map(|e| (*e).clone());
             let files = ingest::day_files(landing, source, day).await?;
             let state = match &entry {
                 None if files.is_empty() => DayState::Missing,
@@ -423,12 +425,10 @@ pub fn run_days(
                 let mut stages = Vec::new();
                 if skip_unchanged {
                     let statuses = stage(&mut stages, "plan", || {
-                        rt.block_on(source_day_states(
-                            cfg,
-                            &env.landing,
-                            &env.warehouse,
-                            &record.dates,
-                        ))
+                        rt.block_on(async {
+                            let ledger = crate::ledger::read_all(&env.warehouse).await?;
+                            source_day_states(cfg, &env.landing, &ledger, &record.dates).await
+                        })
                     })?;
                     let (run, skip): (Vec<NaiveDate>, Vec<NaiveDate>) =
                         record.dates.iter().partition(|d| {

@@ -26,7 +26,8 @@
 
 use crate::config::{Source, Versioning};
 
-fn ident(s: &str) -> String {
+/// A quoted SQL identifier.
+pub fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 

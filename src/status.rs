@@ -43,7 +43,7 @@ pub async fn status(
         (Some(a), Some(b)) => return Err(Error::Usage(format!("--to {b} is before --from {a}"))),
         _ => Vec::new(),
     };
-    let states = source_day_states(cfg, &landing, &wh, &days).await?;
+    let states = source_day_states(cfg, &landing, &ledger, &days).await?;
     let all = crate::periods::periods_of(&crate::ledger::ingested_days(&ledger));
     let computed = read_computed(&wh).await?;
     let stale: Vec<String> = crate::periods::stale(&all, &computed, &ledger)

@@ -80,7 +80,7 @@ pub async fn run_all(cfg: &Config, dir: &Path, filter: Option<&str>) -> Result<R
             }
         }
         match f.extension().and_then(|e| e.to_str()) {
-            Some("yaml" | "yml") => run_yaml(cfg, &f, &name, filter, &mut report).await?,
+            Some("yaml" | "yml") => run_yaml(cfg, &f, &name, &mut report).await?,
             Some("slt") => match run_slt(cfg, &f).await {
                 Ok(()) => report.passed.push(name),
                 Err(msg) => report.failed.push((name, msg)),
@@ -91,13 +91,7 @@ pub async fn run_all(cfg: &Config, dir: &Path, filter: Option<&str>) -> Result<R
     Ok(report)
 }
 
-async fn run_yaml(
-    cfg: &Config,
-    path: &Path,
-    name: &str,
-    _filter: Option<&str>,
-    report: &mut Report,
-) -> Result<()> {
+async fn run_yaml(cfg: &Config, path: &Path, name: &str, report: &mut Report) -> Result<()> {
     let text =
         std::fs::read_to_string(path).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
     let file: TestFile = serde_saphyr::from_str(&text).map_err(|e| {

@@ -192,14 +192,8 @@ impl Diagnostics {
         loc: Option<Location>,
         message: impl Into<String>,
     ) {
-        let (line, column) = loc.map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-        self.items.push(Diagnostic {
-            code,
-            file: file.to_string(),
-            line,
-            column,
-            message: message.into(),
-        });
+        let at = loc.map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        self.push_at(code, file, at, message);
     }
     pub fn push_at(
         &mut self,
