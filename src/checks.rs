@@ -456,8 +456,7 @@ pub async fn write(
         let batch = results_batch(rows)?;
         crate::models::write_periods(wh, run_id, table, &batch.schema(), &[batch], periods).await?;
     }
-    crate::ingest::replace_partition(wh, "marts/plan_targets", run_id, &plan_targets_batch(cfg)?)
-        .await
+    crate::ingest::write_part(wh, "marts/plan_targets", run_id, &plan_targets_batch(cfg)?).await
 }
 
 /// Whether some target of severity `error` fails in `rows`.

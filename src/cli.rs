@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Config, Overrides};
@@ -96,6 +96,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
     },
+    /// The yearly ranking of departments and districts: `par_scores`, `par_ranking` and the
+    /// report (HTML and Excel) under `<warehouse>/reports/`.
+    Rank {
+        #[arg(long)]
+        year: i32,
+        /// Also write the report files into this local folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Interactive SQL over the warehouse (history, multi-line statements, `\d`).
     Shell,
     /// Run the pipeline's tests: YAML unit tests and .slt files in `<pipelines>/tests/`.
@@ -181,17 +190,132 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::io("cannot start the runtime", e))
 }
 
+/// Logging. On a terminal (text format, not `--quiet`): warnings and errors as lines, and progress
+/// bars for long runs (per source and day, records/s). Otherwise (a scheduler, a pipe): structured
+/// lines at `info` (one per source-day with its counts and rate, one per stage), as text or JSON
+/// (`--log-format json`). `--quiet`: errors only. `CCHC_LOG` (an `EnvFilter`) overrides the level.
 fn init_tracing(cli: &Cli) {
-    let default = if cli.quiet { "error" } else { "warn" };
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("CCHC_LOG").unwrap_or_else(|_| default.into());
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match cli.log_format {
-        LogFormat::Json => b.json().try_init(),
-        LogFormat::Text => b.try_init(),
+    use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
+    let terminal = std::io::stderr().is_terminal();
+    let progress = terminal && !cli.quiet && cli.log_format == LogFormat::Text;
+    let default = match (cli.quiet, terminal) {
+        (true, _) => "error",
+        (false, true) => "warn",
+        (false, false) => "info",
     };
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("CCHC_LOG").unwrap_or_else(|_| default.into())
+    };
+    let _ = if progress {
+        let bars = tracing_indicatif::IndicatifLayer::new();
+        let lines = tracing_subscriber::fmt::layer()
+            .with_writer(bars.get_stderr_writer())
+            .with_filter(filter());
+        let only_progress = tracing_subscriber::filter::Targets::new()
+            .with_target(crate::run::PROGRESS, tracing::Level::INFO);
+        tracing_subscriber::registry()
+            .with(lines)
+            .with(bars.with_filter(only_progress))
+            .try_init()
+    } else {
+        let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+        match cli.log_format {
+            LogFormat::Json => tracing_subscriber::registry()
+                .with(lines.json().with_filter(filter()))
+                .try_init(),
+            LogFormat::Text => tracing_subscriber::registry()
+                .with(lines.with_filter(filter()))
+                .try_init(),
+        }
+    };
+}
+
+/// `cchc rank`: compute, write and publish the ranking of `year`, under the warehouse lock.
+fn rank(cli: &Cli, cfg: &Config, year: i32, out: Option<&std::path::Path>) -> Result<u8> {
+    let rt = runtime()?;
+    let units = run::read_units(&cfg.units, &rt)?;
+    let wh = crate::storage::Location::open(&cfg.warehouse, true)?;
+    let landing = crate::storage::Location::open(&cfg.landing, false)?;
+    let run_id = run::new_run_id();
+    let outcome = rt.block_on(async {
+        let lock = crate::lock::Lock::acquire(&wh, &run_id, "rank").await?;
+        let r = match crate::publish::vacuum(&wh).await {
+            Ok(_) => {
+                crate::ranking::rank(&cfg, &wh, &landing, &units, year, &run_id).await
+            }
+            Err(e) => Err(e),
+        };
+        lock.release().await?;
+        r
+    })?;
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        for (name, bytes) in [
+            (format!("par_{year}.html"), outcome.html.as_bytes()),
+            (format!("par_{year}.xlsx"), &outcome.xlsx[..]),
+        ] {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes)
+                .map_err(|e| Error::io(format!("cannot write {}", p.display()), e))?;
+        }
+    }
+    if !cli.quiet {
+        print!("{}", rank_summary(&cfg, &outcome, &units, year));
+        let wh_name = cfg.warehouse.trim_end_matches('/');
+        println!("report: {wh_name}/reports/par_{year}.html, {wh_name}/reports/par_{year}.xlsx");
+    }
+    Ok(0)
+}
+
+/// The ranking per tier for the terminal: rank, total, band, unit, flags.
+fn rank_summary(
+    cfg: &Config,
+    o: &crate::ranking::RankOutcome,
+    units: &crate::ingest::units::Units,
+    year: i32,
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let as_of = o.results.as_of.map(|d| d.to_string()).unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "ranking {year} (figures as of {as_of}{})",
+        if o.results.is_final { ", final" } else { ", provisional" }
+    );
+    let Some(scheme) = cfg.scheme_for(year) else {
+        return s;
+    };
+    for tier in &scheme.tiers {
+        let _ = writeln!(s, "\n{} ({})", tier.label, tier.tier);
+        for r in o.ranking.ranking.iter().filter(|r| r.tier == tier.tier) {
+            let name = units
+                .rows
+                .iter()
+                .find(|u| u.unit_code == r.unit_code)
+                .map(|u| u.unit_name.as_str())
+                .unwrap_or("");
+            let _ = writeln!(
+                s,
+                "  {:>3}  {:>7.2}  {}  {} {}{}",
+                r.rank,
+                r.total,
+                r.band,
+                r.unit_code,
+                name,
+                if r.flagged > 0 {
+                    format!("  [{} flagged]", r.flagged)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    s
 }
 
 /// Entry point of the binary.
@@ -338,8 +462,42 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                     cfg.plans.len(),
                     names(cfg.plans.iter().map(|p| p.file.as_str()).collect()),
                 );
+                if !cfg.schemes.is_empty() {
+                    println!(
+                        "ranking scheme(s): {}",
+                        names(cfg.schemes.iter().map(|s| s.file.as_str()).collect())
+                    );
+                }
+            }
+            // The manual inputs of each scheme's year: present and well-formed, or reported.
+            let rt = runtime()?;
+            if let Ok(landing) = crate::storage::Location::open(&cfg.landing, false) {
+                for scheme in &cfg.schemes {
+                    let inputs =
+                        rt.block_on(crate::ranking::read_inputs(scheme, scheme.year, &landing))?;
+                    for i in &scheme.inputs {
+                        if inputs.get(&i.name).is_some_and(|t| t.is_none()) {
+                            eprintln!(
+                                "note: ranking {}: input `{}` ({}/reference/{}) is absent; `cchc rank` would score 0 there for every unit, flagged",
+                                scheme.year,
+                                i.name,
+                                landing.display,
+                                scheme.input_file(i, scheme.year)
+                            );
+                        }
+                    }
+                }
+            } else {
+                eprintln!(
+                    "note: landing area {} not found: the ranking input files were not checked",
+                    cfg.landing
+                );
             }
             Ok(0)
+        }
+        Command::Rank { year, out } => {
+            let cfg = load_checked(cli)?;
+            rank(cli, &cfg, *year, out.as_deref())
         }
         Command::Run { date } => {
             let cfg = load_checked(cli)?;
@@ -379,10 +537,12 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let cfg = load(cli)?;
             let rt = runtime()?;
             let units = run::read_units(&cfg.units, &rt).ok();
-            let out = rt.block_on(async {
-                let ctx = crate::sql::session(&cfg, units.as_ref()).await?;
-                crate::sql::query(&ctx, query, *format).await
-            })?;
+            let out = rt.block_on(crate::sql::query_warehouse(
+                &cfg,
+                units.as_ref(),
+                query,
+                *format,
+            ))?;
             println!("{}", out.trim_end());
             Ok(0)
         }
@@ -395,7 +555,10 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let run_id = run::new_run_id();
             let r = rt.block_on(async {
                 let lock = crate::lock::Lock::acquire(&wh, &run_id, "refresh").await?;
-                let r = run::refresh_marts(&cfg, &wh, &units, &run_id, *full).await;
+                let r = match crate::publish::vacuum(&wh).await {
+                    Ok(_) => run::refresh_marts(&cfg, &wh, &units, &run_id, *full).await,
+                    Err(e) => Err(e),
+                };
                 lock.release().await?;
                 r
             })?;
@@ -528,6 +691,10 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 println!(
                     "(the demo exits 0; `cchc run` exits 1 when a target of severity error fails)"
                 );
+            }
+            if cfg.scheme_for(to.year()).is_some() {
+                println!();
+                rank(cli, &cfg, to.year(), None)?;
             }
             println!(
                 "try: {exe} sql \"SELECT target_id, value, status FROM target_results WHERE unit_code = 'ALL' AND period = '2022'\"\n     {exe} shell"

@@ -7,7 +7,8 @@
 //!
 //! A run computes the marts for the periods it must refresh only (`periods` then holds just
 //! those), and writes each period of each mart as one partition,
-//! `<warehouse>/marts/<mart>/period=<P>/part-<run_id>.parquet`, with the newest-file rule of staging.
+//! `<warehouse>/marts/<mart>/period=<P>/part-<run_id>.parquet`, published by `marts/_periods.json`
+//! (see `crate::publish`).
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use crate::ingest::units::Units;
 use crate::ledger::LedgerEntry;
 use crate::periods::Period;
 use crate::state::ident;
+use crate::publish::Published;
 use crate::storage::Location;
 
 /// A DataFusion session with the settings every cchc session uses.
@@ -114,12 +116,13 @@ pub fn mem_table(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<Arc<Mem
 /// `schema` when there are none).
 pub async fn register_files(
     ctx: &SessionContext,
-    wh: &Location,
+    (wh, published): (&Location, &Published),
     name: &str,
     folder: &str,
     schema: Option<SchemaRef>,
 ) -> Result<bool> {
-    let files = crate::ingest::current_files(wh.list(folder).await?);
+    let files = published.current(wh, wh.list(folder).await?);
+    wh.register_with(ctx);
     if files.is_empty() {
         if let Some(schema) = schema {
             ctx.register_table(name, mem_table(schema, vec![])?)?;
@@ -156,7 +159,7 @@ fn files_schema() -> SchemaRef {
 pub async fn register_state(
     ctx: &SessionContext,
     cfg: &Config,
-    wh: Option<&Location>,
+    wh: Option<(&Location, &Published)>,
     ledger: Option<&[LedgerEntry]>,
     periods: &[&Period],
     units: Option<&Units>,
@@ -284,8 +287,8 @@ pub async fn compute(ctx: &SessionContext, cfg: &Config) -> Result<Vec<Computed>
     Ok(out)
 }
 
-/// Split `batches` by the value of their `period` column and replace each period's partition
-/// of `table` (an empty file for a period that now has no rows, so older rows stop counting).
+/// Split `batches` by the value of their `period` column and write each period's file of
+/// `table` (none for a period without rows); `_periods.json` publishes them (see `crate::publish`).
 pub async fn write_periods(
     wh: &Location,
     run_id: &str,
@@ -306,13 +309,9 @@ pub async fn write_periods(
     for p in periods {
         let mask = BooleanArray::from_iter(ids.iter().map(|v| Some(v == Some(p.id.as_str()))));
         let part = filter_record_batch(&all, &mask)?;
-        crate::ingest::replace_partition(
-            wh,
-            &format!("marts/{table}/period={}", p.id),
-            run_id,
-            &part,
-        )
-        .await?;
+        crate::ingest::write_part(wh, &format!("marts/{table}/period={}", p.id), run_id, &part)
+            .await?;
+        crate::failpoint::hit("marts.written");
     }
     let unknown = ids
         .iter()
@@ -330,7 +329,7 @@ pub async fn write_periods(
 pub async fn register_warehouse_models(
     ctx: &SessionContext,
     cfg: &Config,
-    wh: &Location,
+    wh: (&Location, &Published),
 ) -> Result<()> {
     for m in &cfg.models {
         match m.materialized {
@@ -348,6 +347,12 @@ pub async fn register_warehouse_models(
         }
     }
     for (name, schema) in crate::checks::result_tables() {
+        register_files(ctx, wh, name, &format!("marts/{name}"), Some(schema)).await?;
+    }
+    for (name, schema) in [
+        ("par_scores", crate::ranking::scores_schema()),
+        ("par_ranking", crate::ranking::ranking_schema()),
+    ] {
         register_files(ctx, wh, name, &format!("marts/{name}"), Some(schema)).await?;
     }
     Ok(())

@@ -50,6 +50,8 @@ pub struct Stage {
     pub name: &'static str,
     pub started_at: String,
     pub duration_ms: u128,
+    /// `None` when the stage succeeded; the error otherwise (the run stops there).
+    pub error: Option<String>,
 }
 
 /// Run `f` as a stage of `record`.
@@ -58,13 +60,27 @@ fn stage<T>(
     name: &'static str,
     f: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
+    use tracing_indicatif::span_ext::IndicatifSpanExt;
     let started_at = Utc::now().to_rfc3339();
     let t0 = Instant::now();
-    let r = f();
+    let span = tracing::info_span!(target: PROGRESS, "stage", name);
+    if let Ok(style) =
+        tracing_indicatif::style::ProgressStyle::with_template("{spinner} {span_fields} ({elapsed})")
+    {
+        span.pb_set_style(&style);
+    }
+    let r = span.in_scope(f);
+    let duration_ms = t0.elapsed().as_millis();
+    let error = r.as_ref().err().map(|e| e.to_string());
+    match &error {
+        None => tracing::info!(stage = name, duration_ms, "stage done"),
+        Some(e) => tracing::error!(stage = name, duration_ms, error = %e, "stage failed"),
+    }
     stages.push(Stage {
         name,
         started_at,
-        duration_ms: t0.elapsed().as_millis(),
+        duration_ms,
+        error,
     });
     r
 }
@@ -181,18 +197,52 @@ pub fn read_units(path: &str, rt: &tokio::runtime::Runtime) -> Result<Units> {
     Units::parse(&bytes, path)
 }
 
+/// The tracing target of the spans that draw progress bars on a terminal.
+pub const PROGRESS: &str = "cchc::progress";
+
 /// Ingest every source for every day in `dates`; the per-source-day reports in (day, source) order.
+/// On a terminal, a bar counts the source-days done with the records read and records/s, and
+/// each source-day in progress has a line of its own.
 pub fn ingest_days(cfg: &Config, env: &Env, dates: &[NaiveDate]) -> Result<Vec<SourceDay>> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tracing_indicatif::span_ext::IndicatifSpanExt;
     let tasks: Vec<(NaiveDate, usize)> = dates
         .iter()
         .flat_map(|d| (0..cfg.sources.len()).map(move |s| (*d, s)))
         .collect();
+    let bar = tracing::info_span!(target: PROGRESS, "ingest");
+    if let Ok(style) = tracing_indicatif::style::ProgressStyle::with_template(
+        "{spinner} ingest [{bar:30}] {pos}/{len} source-days, {msg} ({elapsed})",
+    ) {
+        bar.pb_set_style(&style.progress_chars("=> "));
+    }
+    bar.pb_set_length(tasks.len() as u64);
+    let _shown = bar.enter();
+    let t0 = Instant::now();
+    let records = AtomicU64::new(0);
     tasks
         .par_iter()
         .map(|(d, s)| {
-            let day = ingest::ingest_source_day(env, &cfg.sources[*s], *d)?;
-            env.rt
-                .block_on(crate::ledger::record(&env.warehouse, &env.run_id, &day))?;
+            let source = &cfg.sources[*s];
+            let span = tracing::info_span!(target: PROGRESS, parent: &bar, "source-day", source = %source.name, day = %d);
+            let _in = span.enter();
+            let day = ingest::ingest_source_day(env, source, *d)?;
+            env.rt.block_on(async {
+                let wh = &env.warehouse;
+                crate::ledger::record(wh, &env.run_id, &day).await?;
+                crate::failpoint::hit("ingest.committed");
+                for area in ["staging", "quarantine"] {
+                    let folder = ingest::partition(area, &day.source, day.extract_date);
+                    crate::publish::prune(wh, &folder, &env.run_id).await?;
+                }
+                Ok::<_, Error>(())
+            })?;
+            let total = records.fetch_add(day.read, Ordering::Relaxed) + day.read;
+            bar.pb_inc(1);
+            bar.pb_set_message(&format!(
+                "{total} records, {:.0} records/s",
+                total as f64 / t0.elapsed().as_secs_f64().max(1e-3)
+            ));
             Ok(day)
         })
         .collect()
@@ -228,11 +278,7 @@ pub async fn refresh_marts(
 ) -> Result<Refresh> {
     let ledger = crate::ledger::read_all(wh).await?;
     let all = periods_of(&crate::ledger::ingested_days(&ledger));
-    let computed: Vec<Computed> = match wh.get_opt(&wh.path(PERIODS_STATE)).await? {
-        Some(b) => serde_json::from_slice(&b)
-            .map_err(|e| Error::Internal(format!("{PERIODS_STATE} is corrupt: {e}")))?,
-        None => Vec::new(),
-    };
+    let computed = read_computed(wh).await?;
     let stale: Vec<&Period> = if full {
         all.iter().collect()
     } else {
@@ -245,7 +291,16 @@ pub async fn refresh_marts(
         });
     }
     let ctx = crate::models::new_context();
-    crate::models::register_state(&ctx, cfg, Some(wh), Some(&ledger), &stale, Some(units)).await?;
+    let published = crate::publish::Published::new(&ledger, &computed);
+    crate::models::register_state(
+        &ctx,
+        cfg,
+        Some((wh, &published)),
+        Some(&ledger),
+        &stale,
+        Some(units),
+    )
+    .await?;
     let marts = crate::models::compute(&ctx, cfg).await?;
     for m in &marts {
         crate::models::write_periods(wh, run_id, &m.model.name, &m.schema, &m.batches, &stale)
@@ -266,6 +321,17 @@ pub async fn refresh_marts(
     state.sort_by(|a, b| a.period.cmp(&b.period));
     let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Internal(e.to_string()))?;
     wh.put(&wh.path(PERIODS_STATE), json.into()).await?;
+    crate::failpoint::hit("marts.committed");
+    let tables = marts
+        .iter()
+        .map(|m| m.model.name.as_str())
+        .chain(["target_results", "target_results_district"]);
+    for t in tables {
+        for p in &stale {
+            crate::publish::prune(wh, &format!("marts/{t}/period={}", p.id), run_id).await?;
+        }
+    }
+    crate::publish::prune(wh, "marts/plan_targets", run_id).await?;
     Ok(Refresh {
         periods: stale.into_iter().cloned().collect(),
         rows: ev.rows,
@@ -417,6 +483,8 @@ pub fn run_days(
     let mut lock = None;
     let (err, env) = match open_env(cfg, &rt, key, &run_id).and_then(|env| {
         lock = Some(rt.block_on(crate::lock::Lock::acquire(&env.warehouse, &run_id, command))?);
+        // Repair: what a killed run wrote but never published.
+        rt.block_on(crate::publish::vacuum(&env.warehouse))?;
         Ok(env)
     }) {
         Err(e) => (Some(e), None),

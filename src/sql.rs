@@ -16,13 +16,65 @@ use crate::storage::Location;
 /// views, `periods` (every period of the ingested days), `units`, `unit_groups`, the view models,
 /// the marts, `target_results`, `target_results_district` and `plan_targets`.
 pub async fn session(cfg: &Config, units: Option<&Units>) -> Result<SessionContext> {
-    let ctx = crate::models::new_context();
     let wh = Location::open(&cfg.warehouse, true)?;
-    let (ledger, periods) = crate::run::known_periods(&wh).await?;
-    let refs: Vec<&crate::periods::Period> = periods.iter().collect();
-    crate::models::register_state(&ctx, cfg, Some(&wh), Some(&ledger), &refs, units).await?;
-    crate::models::register_warehouse_models(&ctx, cfg, &wh).await?;
-    Ok(ctx)
+    // Optimistic: list the tables under one set of commit records, then read the records again;
+    // if a run published meanwhile, list again, so every partition is read in the version its
+    // record names (see `crate::publish`).
+    for _ in 0..5 {
+        let ctx = crate::models::new_context();
+        let (ledger, periods) = crate::run::known_periods(&wh).await?;
+        let computed = crate::run::read_computed(&wh).await?;
+        let rankings = crate::ranking::read_commits(&wh).await?;
+        let published =
+            crate::publish::Published::new(&ledger, &computed).with_rankings(&rankings);
+        let refs: Vec<&crate::periods::Period> = periods.iter().collect();
+        crate::models::register_state(
+            &ctx,
+            cfg,
+            Some((&wh, &published)),
+            Some(&ledger),
+            &refs,
+            units,
+        )
+        .await?;
+        crate::models::register_warehouse_models(&ctx, cfg, (&wh, &published)).await?;
+        if crate::publish::Published::load(&wh).await? == published {
+            return Ok(ctx);
+        }
+        tracing::debug!("a run published while the session was listing: listing again");
+    }
+    Err(Error::Internal(format!(
+        "the warehouse {} kept changing while its tables were listed; try again",
+        wh.display
+    )))
+}
+
+/// Open a session and run one statement. A run that publishes new files prunes the superseded
+/// ones (see `crate::publish`); a query that listed a table just before finds a file gone, and is
+/// run again on a fresh listing (up to three times), so it answers from one complete version.
+pub async fn query_warehouse(
+    cfg: &Config,
+    units: Option<&Units>,
+    sql: &str,
+    format: OutputFormat,
+) -> Result<String> {
+    let mut attempt = 0;
+    loop {
+        let ctx = session(cfg, units).await?;
+        match query(&ctx, sql, format).await {
+            Err(e) if attempt < 3 && is_vanished_file(&e) => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "a file was replaced while reading: listing again");
+            }
+            r => return r,
+        }
+    }
+}
+
+/// object_store's message for an object that does not exist (a listed file pruned meanwhile).
+fn is_vanished_file(e: &Error) -> bool {
+    let text = e.to_string();
+    text.contains("Object at location") && text.contains("not found")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,7 +1,10 @@
 //! Every read and write of the landing area and the warehouse goes through `object_store`, so a
 //! local folder and an S3-compatible bucket are the same code path. A location is a local path
-//! (absolute or relative to the working directory) or a URL (`file://…`; `s3://…` once the build
-//! enables that store).
+//! (absolute or relative to the working directory) or a URL: `file://…`, or `s3://bucket/prefix`
+//! for an S3-compatible store, configured by the usual `AWS_*` environment variables
+//! (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+//! `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint). Conditional puts (create only if absent) are
+//! what the warehouse lock relies on; S3 and S3-compatible servers offer them (`If-None-Match`).
 
 use std::sync::Arc;
 
@@ -20,7 +23,8 @@ pub struct Location {
     pub prefix: Path,
     /// As the user wrote it, for messages.
     pub display: String,
-    /// `file:///abs/path/`: the base of the file URLs DataFusion registers.
+    /// The root of the store (`file:///abs/path/`, `s3://bucket/`): object paths appended to it
+    /// make the URLs DataFusion reads.
     pub url: url::Url,
 }
 
@@ -28,10 +32,13 @@ impl Location {
     /// Open a location; a local folder is created when `create` is set.
     pub fn open(location: &str, create: bool) -> Result<Self> {
         let is_url = location.contains("://");
+        if location.starts_with("s3://") {
+            return Self::open_s3(location);
+        }
         if is_url && !location.starts_with("file://") {
             let scheme = location.split("://").next().unwrap_or("");
             return Err(Error::Usage(format!(
-                "`{location}`: the `{scheme}://` store is not built into this binary yet; use a local path or file:// URL"
+                "`{location}`: the `{scheme}://` store is not supported; use a local path, a file:// or an s3:// URL"
             )));
         }
         let path = if is_url {
@@ -63,6 +70,52 @@ impl Location {
             display: location.to_string(),
             url,
         })
+    }
+
+    /// `s3://bucket/prefix`: the bucket's store, configured from the environment; the prefix is
+    /// the folder inside it. A bucket has no folders to create.
+    fn open_s3(location: &str) -> Result<Self> {
+        let parsed = url::Url::parse(location)
+            .map_err(|e| Error::Usage(format!("`{location}` is not a valid s3:// URL: {e}")))?;
+        let bucket = parsed
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| Error::Usage(format!("`{location}` names no bucket")))?
+            .to_string();
+        let store = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&bucket)
+            .build()
+            .map_err(|e| Error::Usage(format!("`{location}`: {e}")))?;
+        let prefix = Path::from_iter(parsed.path().split('/').filter(|s| !s.is_empty()));
+        let url = url::Url::parse(&format!("s3://{bucket}/"))
+            .map_err(|e| Error::Usage(format!("`{location}`: {e}")))?;
+        Ok(Self {
+            store: Arc::new(store),
+            prefix,
+            display: location.trim_end_matches('/').to_string(),
+            url,
+        })
+    }
+
+    /// Make the store readable by DataFusion under [`Self::url`] (the local file system is
+    /// known to every session already).
+    pub fn register_with(&self, ctx: &datafusion::prelude::SessionContext) {
+        if self.url.scheme() != "file" {
+            ctx.runtime_env()
+                .register_object_store(&self.url, self.store.clone());
+        }
+    }
+
+    /// The path of an object relative to this location's prefix.
+    pub fn relative<'a>(&self, p: &'a Path) -> &'a str {
+        let full = p.as_ref();
+        let prefix = self.prefix.as_ref();
+        if prefix.is_empty() {
+            return full;
+        }
+        full.strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('/'))
+            .unwrap_or(full)
     }
 
     pub fn path(&self, rel: &str) -> Path {

@@ -1192,6 +1192,33 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
 }
 
 /// Write the landing area.
+/// The ranking's manual inputs of every year the range touches, in `reference/`: the appraisal
+/// council's points (`par_inputs_<Y>.csv`, criterion `appraisal`, 24 to 42) and the survey's
+/// (`survey_<Y>.csv`, 15 to 28) for each department and district. The last district is left out
+/// of the survey, as happens when a survey round misses a unit, so the report shows its flag.
+fn gen_par_inputs(o: &GenOptions, units: &[SynthUnit], sum: &mut GenSummary) -> Result<()> {
+    let ranked: Vec<&SynthUnit> = units
+        .iter()
+        .filter(|u| u.tier == "so-ban-nganh" || u.tier == "quan-huyen")
+        .collect();
+    for year in o.from.year()..=o.to.year() {
+        let mut rng = ChaCha8Rng::seed_from_u64(o.seed ^ 0x0050_A000 ^ year as u64);
+        let mut par = String::from("unit_code,criterion_id,points\n");
+        let mut survey = String::from("unit_code,points\n");
+        let last_district = ranked.iter().rev().find(|u| u.tier == "quan-huyen").map(|u| &u.code);
+        for u in &ranked {
+            let _ = writeln!(par, "{},appraisal,{:.2}", u.code, rng.random_range(24.0..42.0));
+            if Some(&u.code) != last_district {
+                let _ = writeln!(survey, "{},{:.2}", u.code, rng.random_range(15.0..28.0));
+            }
+        }
+        let dir = o.out.join("reference");
+        write(&dir.join(format!("par_inputs_{year}.csv")), par.as_bytes(), sum)?;
+        write(&dir.join(format!("survey_{year}.csv")), survey.as_bytes(), sum)?;
+    }
+    Ok(())
+}
+
 pub fn generate(o: &GenOptions) -> Result<GenSummary> {
     if o.to < o.from {
         return Err(Error::Usage(format!(
@@ -1218,6 +1245,7 @@ pub fn generate(o: &GenOptions) -> Result<GenSummary> {
         csv.as_bytes(),
         &mut sum,
     )?;
+    gen_par_inputs(o, &units, &mut sum)?;
     let ((a, b), c) = rayon::join(
         || {
             rayon::join(

@@ -39,10 +39,11 @@ fn cchc(dir: &Path) -> Command {
         "CCHC_LANDING",
         "CCHC_WAREHOUSE",
         "CCHC_UNITS",
-        "CCHC_LOG",
     ] {
         c.env_remove(v);
     }
+    // Off a terminal the default is `info` lines with timings; snapshots keep warnings only.
+    c.env("CCHC_LOG", "warn");
     c
 }
 

@@ -82,6 +82,13 @@ pub enum Kind {
     Plan,
     Target,
     Unmeasurable,
+    Scheme,
+    SchemeInput,
+    Band,
+    Tier,
+    Criterion,
+    RankRule,
+    Step,
 }
 
 impl Kind {
@@ -142,6 +149,13 @@ impl Kind {
                 "severity",
             ],
             Kind::Unmeasurable => &["id", "plan_text", "reason"],
+            Kind::Scheme => &["title", "inputs", "bands", "tiers"],
+            Kind::SchemeInput => &["name", "file", "description"],
+            Kind::Band => &["band", "min"],
+            Kind::Tier => &["tier", "label", "criteria"],
+            Kind::Criterion => &["id", "label", "max_points", "rule"],
+            Kind::RankRule => &["kind", "target", "goal", "per_case", "floor", "steps", "input"],
+            Kind::Step => &["min", "points"],
         }
     }
 
@@ -159,6 +173,13 @@ impl Kind {
             Kind::Plan => "plan",
             Kind::Target => "target",
             Kind::Unmeasurable => "unmeasurable target",
+            Kind::Scheme => "ranking scheme",
+            Kind::SchemeInput => "ranking input",
+            Kind::Band => "band",
+            Kind::Tier => "tier",
+            Kind::Criterion => "criterion",
+            Kind::RankRule => "scoring rule",
+            Kind::Step => "step",
         }
     }
 
@@ -174,6 +195,12 @@ impl Kind {
             (Kind::Model, "columns") => Some(Kind::ModelColumn),
             (Kind::Plan, "targets") => Some(Kind::Target),
             (Kind::Plan, "unmeasurable") => Some(Kind::Unmeasurable),
+            (Kind::Scheme, "inputs") => Some(Kind::SchemeInput),
+            (Kind::Scheme, "bands") => Some(Kind::Band),
+            (Kind::Scheme, "tiers") => Some(Kind::Tier),
+            (Kind::Tier, "criteria") => Some(Kind::Criterion),
+            (Kind::Criterion, "rule") => Some(Kind::RankRule),
+            (Kind::RankRule, "steps") => Some(Kind::Step),
             _ => None,
         }
     }
@@ -266,5 +293,15 @@ mod tests {
             listed(Kind::Unmeasurable),
             serde_fields::<RawUnmeasurable>()
         );
+        use super::super::ranking::{
+            RawBand, RawCriterion, RawInput, RawRule as RawRankRule, RawScheme, RawStep, RawTier,
+        };
+        assert_eq!(listed(Kind::Scheme), serde_fields::<RawScheme>());
+        assert_eq!(listed(Kind::SchemeInput), serde_fields::<RawInput>());
+        assert_eq!(listed(Kind::Band), serde_fields::<RawBand>());
+        assert_eq!(listed(Kind::Tier), serde_fields::<RawTier>());
+        assert_eq!(listed(Kind::Criterion), serde_fields::<RawCriterion>());
+        assert_eq!(listed(Kind::RankRule), serde_fields::<RawRankRule>());
+        assert_eq!(listed(Kind::Step), serde_fields::<RawStep>());
     }
 }

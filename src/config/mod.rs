@@ -13,6 +13,7 @@
 
 pub mod keys;
 pub mod plan;
+pub mod ranking;
 pub mod raw;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use serde_saphyr::{Location, Spanned};
 
 use crate::error::{Diagnostic, Error, Result};
 pub use plan::{Comparator, Grouping, Materialized, Measure, Model, Plan, Severity, Target};
+pub use ranking::Scheme;
 use raw::{RawColumn, RawEnv, RawFormat, RawPipeline, RawPlan, RawSource};
 
 /// Default config file of the embedded local environment.
@@ -149,6 +151,8 @@ pub struct Config {
     pub models: Vec<Model>,
     /// The reform plans, by year.
     pub plans: Vec<Plan>,
+    /// The ranking schemes, by year.
+    pub schemes: Vec<Scheme>,
 }
 
 impl Config {
@@ -164,6 +168,14 @@ impl Config {
     /// earlier one (a plan stays in force until the next is written).
     pub fn plan_for(&self, year: i32) -> Option<&Plan> {
         self.plans
+            .iter()
+            .filter(|p| p.year <= year)
+            .max_by_key(|p| p.year)
+    }
+
+    /// The ranking scheme of `year`: that year's, else the newest earlier one.
+    pub fn scheme_for(&self, year: i32) -> Option<&Scheme> {
+        self.schemes
             .iter()
             .filter(|p| p.year <= year)
             .max_by_key(|p| p.year)
@@ -500,7 +512,8 @@ fn load_collecting(
         }
     }
     // References from targets to marts are checked only when every model could be read.
-    let plans = load_plans(&base, &env, &file, all_parsed.then_some(&models[..]), diags);
+    let (plans, schemes) =
+        load_plans(&base, &env, &file, all_parsed.then_some(&models[..]), diags);
     if files.is_empty() && diags.items.is_empty() {
         diags.push(
             "C001",
@@ -519,18 +532,19 @@ fn load_collecting(
         sources,
         models,
         plans,
+        schemes,
     })
 }
 
-/// Every `<plans>/<YYYY>/targets.yaml`. A missing default folder means no targets; a folder named
-/// in the config must exist.
+/// Every `<plans>/<YYYY>/targets.yaml` and `ranking.yaml`. A missing default folder means no
+/// targets; a folder named in the config must exist.
 fn load_plans(
     base: &Path,
     env: &RawEnv,
     file: &str,
     models: Option<&[Model]>,
     diags: &mut Diagnostics,
-) -> Vec<Plan> {
+) -> (Vec<Plan>, Vec<Scheme>) {
     let dir = clean_path(
         &base.join(
             env.plans
@@ -550,7 +564,7 @@ fn load_plans(
                     format!("cannot read plans folder {}: {e}", dir.display()),
                 );
             }
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
     };
     let mut years: Vec<(i32, PathBuf)> = rd
@@ -559,21 +573,43 @@ fn load_plans(
             let y = p.file_name()?.to_str()?.parse::<i32>().ok()?;
             (1900..=9999).contains(&y).then_some((y, p))
         })
-        .filter(|(_, p)| p.join("targets.yaml").exists())
         .collect();
     years.sort();
     let mut plans = Vec::new();
-    for (year, folder) in years {
+    for (year, folder) in &years {
         let path = folder.join("targets.yaml");
+        if !path.exists() {
+            continue;
+        }
         let Some(raw) = parse_yaml::<RawPlan>(&path, keys::Kind::Plan, diags) else {
             continue;
         };
         let pfile = clean_path(&path).display().to_string();
-        if let Some(p) = plan::validate_plan(year, raw, &pfile, models, diags) {
+        if let Some(p) = plan::validate_plan(*year, raw, &pfile, models, diags) {
             plans.push(p);
         }
     }
-    plans
+    let mut schemes = Vec::new();
+    for (year, folder) in &years {
+        let path = folder.join("ranking.yaml");
+        if !path.exists() {
+            continue;
+        }
+        let Some(raw) =
+            parse_yaml::<ranking::RawScheme>(&path, keys::Kind::Scheme, diags)
+        else {
+            continue;
+        };
+        let sfile = clean_path(&path).display().to_string();
+        let plan = plans
+            .iter()
+            .filter(|p| p.year <= *year)
+            .max_by_key(|p| p.year);
+        if let Some(s) = ranking::validate_scheme(*year, raw, &sfile, plan, diags) {
+            schemes.push(s);
+        }
+    }
+    (plans, schemes)
 }
 
 /// Reserved staging column names added by ingest.

@@ -117,60 +117,20 @@ pub fn partition(area: &str, table: &str, day: NaiveDate) -> String {
     format!("{area}/{table}/extract_date={day}")
 }
 
-/// Replace the content of a partition folder with `batch`.
-///
-/// Crash-safe with the operations every object store offers: the new file is written whole under
-/// a run-unique name (`part-<run_id>.parquet`; run ids sort by start time), and readers take only
-/// the newest `part-` file of each partition ([`current_files`]). Removing the older files is mere
-/// clean-up: a crash before it leaves them unread. A day that now has no rows gets an empty file
-/// when older files exist, so that the newest file still says what the day holds.
-pub(crate) async fn replace_partition(
+/// Write `batch` as this run's file of a partition folder (`part-<run_id>.parquet`, one put).
+/// Readers do not see it until a commit record publishes it (see `crate::publish`); a batch with
+/// no rows writes nothing, as a published run without a file reads as an empty partition.
+pub(crate) async fn write_part(
     wh: &Location,
     folder: &str,
     run_id: &str,
     batch: &RecordBatch,
 ) -> Result<()> {
-    let new_name = format!("part-{run_id}.parquet");
-    let old = wh.list(folder).await?;
-    if batch.num_rows() > 0 || !old.is_empty() {
-        wh.put(
-            &wh.path(&format!("{folder}/{new_name}")),
-            parquet_bytes(batch)?,
-        )
-        .await?;
+    if batch.num_rows() == 0 {
+        return Ok(());
     }
-    for o in old {
-        if file_name(&o.location) != new_name {
-            wh.delete(&o.location).await?;
-        }
-    }
-    Ok(())
-}
-
-/// The files readers should read among `objects`: the newest `part-*.parquet` of each folder.
-pub fn current_files(objects: Vec<object_store::ObjectMeta>) -> Vec<object_store::ObjectMeta> {
-    let mut newest: std::collections::BTreeMap<String, object_store::ObjectMeta> =
-        Default::default();
-    for o in objects {
-        let name = file_name(&o.location);
-        if !(name.starts_with("part-") && name.ends_with(".parquet")) {
-            continue;
-        }
-        let folder = o
-            .location
-            .as_ref()
-            .rsplit_once('/')
-            .map(|x| x.0)
-            .unwrap_or("")
-            .to_string();
-        match newest.get(&folder) {
-            Some(cur) if file_name(&cur.location) >= name => {}
-            _ => {
-                newest.insert(folder, o);
-            }
-        }
-    }
-    newest.into_values().collect()
+    let path = wh.path(&format!("{folder}/{}", crate::publish::part_name(run_id)));
+    wh.put(&path, parquet_bytes(batch)?).await
 }
 
 /// The landing files of a source for a day, in byte-wise name order.
@@ -216,6 +176,7 @@ pub async fn day_checksums(
 
 /// Ingest one source for one extract day.
 pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<SourceDay> {
+    let t0 = std::time::Instant::now();
     let files = env.rt.block_on(day_files(&env.landing, source, day))?;
 
     let index = field_index(source);
@@ -292,14 +253,15 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
     }
     let q = quarantine_batch(day_num, &quarantine)?;
     env.rt.block_on(async {
-        replace_partition(
+        write_part(
             &env.warehouse,
             &partition("staging", &source.name, day),
             &env.run_id,
             &batch,
         )
         .await?;
-        replace_partition(
+        crate::failpoint::hit("ingest.staged");
+        write_part(
             &env.warehouse,
             &partition("quarantine", &source.name, day),
             &env.run_id,
@@ -310,6 +272,8 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
     tracing::info!(
         source = %source.name, day = %day, files = report.files.len(), read = report.read,
         staged = report.staged, quarantined = report.quarantined, unreadable_files = report.unreadable_files,
+        seconds = t0.elapsed().as_secs_f64(),
+        records_per_s = (report.read as f64 / t0.elapsed().as_secs_f64().max(1e-6)).round(),
         "source-day ingested"
     );
     Ok(report)

@@ -456,6 +456,11 @@ pub fn date_to_days(d: NaiveDate) -> i32 {
     days_from_ce(d)
 }
 
+/// The inverse of [`date_to_days`] (days since 1970-01-01, Arrow's `Date32`).
+pub fn days_to_date(days: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default() + chrono::Duration::days(days as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

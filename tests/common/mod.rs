@@ -213,3 +213,159 @@ pub fn dossier(id: &str, set: serde_json::Value) -> serde_json::Value {
 pub fn envelope(service: &str, records: &[serde_json::Value]) -> String {
     serde_json::json!({"service": service, "isUpdating": false, "data": records}).to_string()
 }
+
+/// The staging tables, marts and results a warehouse session offers, for whole-warehouse
+/// comparisons.
+pub const TABLES: &[&str] = &[
+    "dossiers",
+    "documents",
+    "signature_events",
+    "procedures",
+    "mart_dossiers",
+    "mart_documents",
+    "mart_signatures",
+    "mart_procedures",
+    "target_results",
+    "target_results_district",
+    "plan_targets",
+];
+
+/// The binary on the shipped pipelines with `landing` and `warehouse` (paths or URLs), the test
+/// key, and `info` log lines on stderr.
+pub fn bin(landing: &str, warehouse: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cchc"));
+    for v in ["CCHC_CONFIG", "CCHC_LANDING", "CCHC_WAREHOUSE", "CCHC_UNITS", "CCHC_FAILPOINT"] {
+        c.env_remove(v);
+    }
+    c.arg("--config")
+        .arg(repo().join("configs/local.yaml"))
+        .arg("--landing")
+        .arg(landing)
+        .arg("--warehouse")
+        .arg(warehouse)
+        .env("CCHC_PII_KEY", std::str::from_utf8(KEY).unwrap())
+        .env("CCHC_LOG", "info");
+    c
+}
+
+/// Generate synthetic extracts for `from..=to` into `<dir>/landing`.
+pub fn generate(dir: &Path, from: &str, to: &str, scale: &str) -> PathBuf {
+    let landing = dir.join("landing");
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_cchc"))
+        .args(["gen", "--from", from, "--to", to, "--scale", scale, "--out"])
+        .arg(&landing)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "gen failed: {st:?}");
+    landing
+}
+
+/// A backfill whose exit code must be 0 or 1 (1: a target fails, which synthetic data may do).
+pub fn backfill_ok(landing: &str, warehouse: &str, from: &str, to: &str, extra: &[&str]) {
+    let out = bin(landing, warehouse)
+        .args(["backfill", "--from", from, "--to", to])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "backfill failed: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Config of the shipped pipelines on `landing` and `warehouse`, for in-process reads.
+pub fn config_for(landing: &str, warehouse: &str) -> Config {
+    config::load(
+        &repo().join("configs/local.yaml"),
+        &Overrides {
+            landing: Some(landing.to_string()),
+            warehouse: Some(warehouse.to_string()),
+            units: None,
+        },
+    )
+    .expect("shipped config is valid")
+}
+
+/// One query's rows as JSON lines, sorted (row order is not part of any contract).
+pub fn query_lines(cfg: &Config, sql: &str) -> Result<Vec<String>, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let units = run::read_units(&cfg.units, &rt).ok();
+    let out = rt
+        .block_on(cchc::sql::query_warehouse(
+            cfg,
+            units.as_ref(),
+            sql,
+            cchc::sql::OutputFormat::Json,
+        ))
+        .map_err(|e| e.to_string())?;
+    let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+    lines.sort();
+    Ok(lines)
+}
+
+/// Every row of every table of [`TABLES`], per table.
+pub fn dump(cfg: &Config) -> Vec<(String, Vec<String>)> {
+    TABLES
+        .iter()
+        .map(|t| {
+            let rows = query_lines(cfg, &format!("SELECT * FROM {t}"))
+                .unwrap_or_else(|e| panic!("{t} is not readable: {e}"));
+            (t.to_string(), rows)
+        })
+        .collect()
+}
+
+/// Assert two dumps are equal table by table, naming the first table and row that differ.
+pub fn assert_same(a: &[(String, Vec<String>)], b: &[(String, Vec<String>)], what: &str) {
+    for ((t, ra), (_, rb)) in a.iter().zip(b) {
+        if ra != rb {
+            let first = ra
+                .iter()
+                .zip(rb)
+                .find(|(x, y)| x != y)
+                .map(|(x, y)| format!("\n  {x}\n  {y}"))
+                .unwrap_or_default();
+            panic!(
+                "{what}: table {t} differs ({} rows vs {} rows){first}",
+                ra.len(),
+                rb.len()
+            );
+        }
+    }
+}
+
+/// Per source, the staged count the ledger records (what the published staging must hold).
+pub fn ledger_staged(warehouse: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for source in ["dossiers", "documents", "signature_events", "procedures"] {
+        let mut n = 0;
+        if let Ok(rd) = std::fs::read_dir(warehouse.join("ledger").join(source)) {
+            for e in rd.flatten() {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+                n += v["staged"].as_u64().unwrap();
+            }
+        }
+        out.push((source.to_string(), n));
+    }
+    out
+}
+
+/// Copy a folder tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
