@@ -241,9 +241,7 @@ fn rank(cli: &Cli, cfg: &Config, year: i32, out: Option<&std::path::Path>) -> Re
     let outcome = rt.block_on(async {
         let lock = crate::lock::Lock::acquire(&wh, &run_id, "rank").await?;
         let r = match crate::publish::vacuum(&wh).await {
-            Ok(_) => {
-                crate::ranking::rank(&cfg, &wh, &landing, &units, year, &run_id).await
-            }
+            Ok(_) => crate::ranking::rank(cfg, &wh, &landing, &units, year, &run_id).await,
             Err(e) => Err(e),
         };
         lock.release().await?;
@@ -265,7 +263,7 @@ fn rank(cli: &Cli, cfg: &Config, year: i32, out: Option<&std::path::Path>) -> Re
         }
     }
     if !cli.quiet {
-        print!("{}", rank_summary(&cfg, &outcome, &units, year));
+        print!("{}", rank_summary(cfg, &outcome, &units, year));
         let wh_name = cfg.warehouse.trim_end_matches('/');
         println!("report: {wh_name}/reports/par_{year}.html, {wh_name}/reports/par_{year}.xlsx");
     }
@@ -285,7 +283,11 @@ fn rank_summary(
     let _ = writeln!(
         s,
         "ranking {year} (figures as of {as_of}{})",
-        if o.results.is_final { ", final" } else { ", provisional" }
+        if o.results.is_final {
+            ", final"
+        } else {
+            ", provisional"
+        }
     );
     let Some(scheme) = cfg.scheme_for(year) else {
         return s;

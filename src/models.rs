@@ -28,8 +28,8 @@ use crate::ingest::typing::{date_to_days, staging_schema};
 use crate::ingest::units::Units;
 use crate::ledger::LedgerEntry;
 use crate::periods::Period;
-use crate::state::ident;
 use crate::publish::Published;
+use crate::state::ident;
 use crate::storage::Location;
 
 /// A DataFusion session with the settings every cchc session uses.

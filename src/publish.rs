@@ -51,12 +51,7 @@ impl Published {
         Self {
             days: ledger
                 .iter()
-                .map(|e| {
-                    (
-                        (e.day.source.clone(), e.day.extract_date),
-                        e.run_id.clone(),
-                    )
-                })
+                .map(|e| ((e.day.source.clone(), e.day.extract_date), e.run_id.clone()))
                 .collect(),
             periods: computed
                 .iter()

@@ -23,9 +23,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, RecordBatch, StringArray,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -133,7 +131,9 @@ fn round4(x: f64) -> f64 {
 /// error naming the file, line and reason (the office fixes the file; nothing is guessed).
 pub fn parse_input(bytes: &[u8], file: &str) -> Result<InputTable> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
     let bad = |line: u64, msg: String| Error::Usage(format!("{file}:{line}: {msg}"));
     let headers = rdr.headers().map_err(|e| bad(1, e.to_string()))?.clone();
     let col = |name: &str| headers.iter().position(|h| h == name);
@@ -146,9 +146,8 @@ pub fn parse_input(bytes: &[u8], file: &str) -> Result<InputTable> {
     let c = col("criterion_id");
     let mut points = HashMap::new();
     for rec in rdr.records() {
-        let rec = rec.map_err(|e| {
-            bad(e.position().map(|p| p.line()).unwrap_or(0), e.to_string())
-        })?;
+        let rec =
+            rec.map_err(|e| bad(e.position().map(|p| p.line()).unwrap_or(0), e.to_string()))?;
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
         let unit = rec.get(u).unwrap_or("").to_string();
         if unit.is_empty() {
@@ -162,12 +161,17 @@ pub fn parse_input(bytes: &[u8], file: &str) -> Result<InputTable> {
             .ok()
             .filter(|v: &f64| v.is_finite() && *v >= 0.0)
             .ok_or_else(|| bad(line, format!("points `{text}` is not a number ≥ 0")))?;
-        if points.insert((unit.clone(), criterion.clone()), v).is_some() {
+        if points
+            .insert((unit.clone(), criterion.clone()), v)
+            .is_some()
+        {
             return Err(bad(
                 line,
                 format!(
                     "unit {unit}{} is given points twice",
-                    criterion.map(|c| format!(", criterion {c}")).unwrap_or_default()
+                    criterion
+                        .map(|c| format!(", criterion {c}"))
+                        .unwrap_or_default()
                 ),
             ));
         }
@@ -275,7 +279,11 @@ pub fn score(
         }
     }
     ranking.sort_by(|a, b| {
-        (a.tier.as_str(), a.rank, a.unit_code.as_str()).cmp(&(b.tier.as_str(), b.rank, b.unit_code.as_str()))
+        (a.tier.as_str(), a.rank, a.unit_code.as_str()).cmp(&(
+            b.tier.as_str(),
+            b.rank,
+            b.unit_code.as_str(),
+        ))
     });
     Ranking {
         year,
@@ -339,7 +347,9 @@ pub fn batches(r: &Ranking) -> Result<(RecordBatch, RecordBatch)> {
             strings(k.iter().map(|x| x.tier.as_str())),
             strings(k.iter().map(|x| x.unit_code.as_str())),
             Arc::new(Float64Array::from_iter_values(k.iter().map(|x| x.total))),
-            Arc::new(Int32Array::from_iter_values(k.iter().map(|x| x.rank as i32))),
+            Arc::new(Int32Array::from_iter_values(
+                k.iter().map(|x| x.rank as i32),
+            )),
             strings(k.iter().map(|x| x.band.as_str())),
         ],
     )?;
@@ -369,7 +379,10 @@ async fn read_results(
     published: &crate::publish::Published,
     table: &str,
     year: i32,
-) -> Result<(HashMap<(String, String), Measured>, Option<(NaiveDate, bool)>)> {
+) -> Result<(
+    HashMap<(String, String), Measured>,
+    Option<(NaiveDate, bool)>,
+)> {
     let folder = format!("marts/{table}/period={year}");
     let mut out = HashMap::new();
     let mut meta = None;
@@ -448,7 +461,10 @@ pub async fn read_inputs(
         let name = scheme.input_file(i, year);
         let path = landing.path(&format!("reference/{name}"));
         let table = match landing.get_opt(&path).await? {
-            Some(b) => Some(parse_input(&b, &format!("{}/reference/{name}", landing.display))?),
+            Some(b) => Some(parse_input(
+                &b,
+                &format!("{}/reference/{name}", landing.display),
+            )?),
             None => None,
         };
         out.insert(i.name.clone(), table);
@@ -521,14 +537,22 @@ pub async fn rank(
     let html = report_html(scheme, &ranking, &results, units);
     let xlsx = report_xlsx(scheme, &ranking, units)?;
     // Write, then publish, then prune (see `crate::publish`).
-    for (table, batch) in [("par_scores", &scores_batch), ("par_ranking", &ranking_batch)] {
-        crate::ingest::write_part(wh, &format!("marts/{table}/year={year}"), run_id, batch)
-            .await?;
+    for (table, batch) in [
+        ("par_scores", &scores_batch),
+        ("par_ranking", &ranking_batch),
+    ] {
+        crate::ingest::write_part(wh, &format!("marts/{table}/year={year}"), run_id, batch).await?;
     }
-    wh.put(&wh.path(&format!("reports/par_{year}.html")), html.clone().into())
-        .await?;
-    wh.put(&wh.path(&format!("reports/par_{year}.xlsx")), xlsx.clone().into())
-        .await?;
+    wh.put(
+        &wh.path(&format!("reports/par_{year}.html")),
+        html.clone().into(),
+    )
+    .await?;
+    wh.put(
+        &wh.path(&format!("reports/par_{year}.xlsx")),
+        xlsx.clone().into(),
+    )
+    .await?;
     let mut commits: Vec<RankingCommit> = read_commits(wh)
         .await?
         .into_iter()
@@ -642,17 +666,17 @@ pub fn report_html(scheme: &Scheme, r: &Ranking, results: &YearResults, units: &
         // Bar chart of totals.
         let row_h = 22;
         let height = row_h * ranked.len() + 10;
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<svg class=\"chart\" role=\"img\" aria-label=\"Biểu đồ tổng điểm: {label}\" width=\"760\" height=\"{height}\" viewBox=\"0 0 760 {height}\">\n",
+            "<svg class=\"chart\" role=\"img\" aria-label=\"Biểu đồ tổng điểm: {label}\" width=\"760\" height=\"{height}\" viewBox=\"0 0 760 {height}\">",
             label = esc(&tier.label)
         );
         for (i, x) in ranked.iter().enumerate() {
             let y = 5 + i * row_h;
             let w = (x.total.clamp(0.0, 100.0) * 4.0).round();
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<text x=\"0\" y=\"{ty}\">{name}</text><rect class=\"bar\" data-unit=\"{code}\" x=\"260\" y=\"{y}\" width=\"{w}\" height=\"{bh}\" fill=\"#1f5fa8\"/><text x=\"{tx}\" y=\"{ty}\">{total}</text>\n",
+                "<text x=\"0\" y=\"{ty}\">{name}</text><rect class=\"bar\" data-unit=\"{code}\" x=\"260\" y=\"{y}\" width=\"{w}\" height=\"{bh}\" fill=\"#1f5fa8\"/><text x=\"{tx}\" y=\"{ty}\">{total}</text>",
                 ty = y + 14,
                 name = esc(&truncate(unit_name(units, &x.unit_code), 38)),
                 code = esc(&x.unit_code),
@@ -673,9 +697,9 @@ pub fn report_html(scheme: &Scheme, r: &Ranking, results: &YearResults, units: &
             } else {
                 String::new()
             };
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<tr{cls} data-unit=\"{code}\"><td class=\"num\">{rank}</td><td><a href=\"#{a}\">{name}</a></td><td><code>{code}</code></td><td class=\"num\">{total}</td><td>{band}</td><td>{note}</td></tr>\n",
+                "<tr{cls} data-unit=\"{code}\"><td class=\"num\">{rank}</td><td><a href=\"#{a}\">{name}</a></td><td><code>{code}</code></td><td class=\"num\">{total}</td><td>{band}</td><td>{note}</td></tr>",
                 cls = if x.flagged > 0 { " class=\"flagged\"" } else { "" },
                 code = esc(&x.unit_code),
                 rank = x.rank,
@@ -700,11 +724,9 @@ pub fn report_html(scheme: &Scheme, r: &Ranking, results: &YearResults, units: &
             );
             let mut cases = String::new();
             for c in &tier.criteria {
-                let Some(s) = r
-                    .scores
-                    .iter()
-                    .find(|s| s.tier == tier.tier && s.unit_code == x.unit_code && s.criterion_id == c.id)
-                else {
+                let Some(s) = r.scores.iter().find(|s| {
+                    s.tier == tier.tier && s.unit_code == x.unit_code && s.criterion_id == c.id
+                }) else {
                     continue;
                 };
                 let value = match (&c.rule, &s.measured, s.value) {
@@ -716,11 +738,11 @@ pub fn report_html(scheme: &Scheme, r: &Ranking, results: &YearResults, units: &
                             _ => m.denominator - m.numerator,
                         };
                         let shown = esc(&shown_value(rule, m));
-                        if offending > 0 {
+                        if offending > 0 && !m.sample_keys.is_empty() {
                             let id = anchor(&["cases", &x.unit_code, &c.id]);
-                            let _ = write!(
+                            let _ = writeln!(
                                 cases,
-                                "<details id=\"{id}\" open><summary>{label}: {offending} trường hợp vi phạm</summary><p>Mã hồ sơ/văn bản (tối đa {n} mã đầu tiên): {keys}</p></details>\n",
+                                "<details id=\"{id}\" open><summary>{label}: {offending} trường hợp chưa đạt</summary><p>Mã hồ sơ/văn bản ({n} mã đầu tiên): {keys}</p></details>",
                                 label = esc(&c.label),
                                 n = m.sample_keys.len(),
                                 keys = m
@@ -737,9 +759,9 @@ pub fn report_html(scheme: &Scheme, r: &Ranking, results: &YearResults, units: &
                     }
                     (_, None, _) => String::new(),
                 };
-                let _ = write!(
+                let _ = writeln!(
                     h,
-                    "<tr{cls} data-criterion=\"{cid}\"><td>{label}</td><td>{how}</td><td>{value}</td><td class=\"num\">{points}</td><td class=\"num\">{max}</td><td>{flag}</td></tr>\n",
+                    "<tr{cls} data-criterion=\"{cid}\"><td>{label}</td><td>{how}</td><td>{value}</td><td class=\"num\">{points}</td><td class=\"num\">{max}</td><td>{flag}</td></tr>",
                     cls = if s.flag.is_some() { " class=\"flagged\"" } else { "" },
                     cid = esc(&c.id),
                     label = esc(&c.label),
@@ -789,7 +811,13 @@ pub fn report_xlsx(scheme: &Scheme, r: &Ranking, units: &Units) -> Result<Vec<u8
     {
         let ws = wb.add_worksheet().set_name("Xếp hạng").map_err(x)?;
         for (c, head) in [
-            "Năm", "Khối", "Hạng", "Mã đơn vị", "Đơn vị", "Tổng điểm", "Xếp loại",
+            "Năm",
+            "Khối",
+            "Hạng",
+            "Mã đơn vị",
+            "Đơn vị",
+            "Tổng điểm",
+            "Xếp loại",
             "Số tiêu chí cần lưu ý",
         ]
         .iter()
@@ -803,7 +831,8 @@ pub fn report_xlsx(scheme: &Scheme, r: &Ranking, units: &Units) -> Result<Vec<u8
             ws.write(row, 1, label(&k.tier)).map_err(x)?;
             ws.write(row, 2, k.rank).map_err(x)?;
             ws.write(row, 3, &k.unit_code).map_err(x)?;
-            ws.write(row, 4, unit_name(units, &k.unit_code)).map_err(x)?;
+            ws.write(row, 4, unit_name(units, &k.unit_code))
+                .map_err(x)?;
             ws.write_with_format(row, 5, k.total, &two).map_err(x)?;
             ws.write(row, 6, &k.band).map_err(x)?;
             ws.write(row, 7, k.flagged as u32).map_err(x)?;
@@ -813,8 +842,18 @@ pub fn report_xlsx(scheme: &Scheme, r: &Ranking, units: &Units) -> Result<Vec<u8
     {
         let ws = wb.add_worksheet().set_name("Điểm chi tiết").map_err(x)?;
         for (c, head) in [
-            "Năm", "Khối", "Mã đơn vị", "Đơn vị", "Mã tiêu chí", "Tiêu chí", "Giá trị đo",
-            "Tử số", "Mẫu số", "Điểm", "Tối đa", "Ghi chú",
+            "Năm",
+            "Khối",
+            "Mã đơn vị",
+            "Đơn vị",
+            "Mã tiêu chí",
+            "Tiêu chí",
+            "Giá trị đo",
+            "Tử số",
+            "Mẫu số",
+            "Điểm",
+            "Tối đa",
+            "Ghi chú",
         ]
         .iter()
         .enumerate()
@@ -831,7 +870,8 @@ pub fn report_xlsx(scheme: &Scheme, r: &Ranking, units: &Units) -> Result<Vec<u8
             ws.write(row, 0, r.year).map_err(x)?;
             ws.write(row, 1, label(&s.tier)).map_err(x)?;
             ws.write(row, 2, &s.unit_code).map_err(x)?;
-            ws.write(row, 3, unit_name(units, &s.unit_code)).map_err(x)?;
+            ws.write(row, 3, unit_name(units, &s.unit_code))
+                .map_err(x)?;
             ws.write(row, 4, &s.criterion_id).map_err(x)?;
             ws.write(row, 5, crit.map(|c| c.label.as_str()).unwrap_or(""))
                 .map_err(x)?;

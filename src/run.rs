@@ -64,9 +64,9 @@ fn stage<T>(
     let started_at = Utc::now().to_rfc3339();
     let t0 = Instant::now();
     let span = tracing::info_span!(target: PROGRESS, "stage", name);
-    if let Ok(style) =
-        tracing_indicatif::style::ProgressStyle::with_template("{spinner} {span_fields} ({elapsed})")
-    {
+    if let Ok(style) = tracing_indicatif::style::ProgressStyle::with_template(
+        "{spinner} {span_fields} ({elapsed})",
+    ) {
         span.pb_set_style(&style);
     }
     let r = span.in_scope(f);

@@ -25,8 +25,7 @@ pub async fn session(cfg: &Config, units: Option<&Units>) -> Result<SessionConte
         let (ledger, periods) = crate::run::known_periods(&wh).await?;
         let computed = crate::run::read_computed(&wh).await?;
         let rankings = crate::ranking::read_commits(&wh).await?;
-        let published =
-            crate::publish::Published::new(&ledger, &computed).with_rankings(&rankings);
+        let published = crate::publish::Published::new(&ledger, &computed).with_rankings(&rankings);
         let refs: Vec<&crate::periods::Period> = periods.iter().collect();
         crate::models::register_state(
             &ctx,

@@ -1205,16 +1205,33 @@ fn gen_par_inputs(o: &GenOptions, units: &[SynthUnit], sum: &mut GenSummary) -> 
         let mut rng = ChaCha8Rng::seed_from_u64(o.seed ^ 0x0050_A000 ^ year as u64);
         let mut par = String::from("unit_code,criterion_id,points\n");
         let mut survey = String::from("unit_code,points\n");
-        let last_district = ranked.iter().rev().find(|u| u.tier == "quan-huyen").map(|u| &u.code);
+        let last_district = ranked
+            .iter()
+            .rev()
+            .find(|u| u.tier == "quan-huyen")
+            .map(|u| &u.code);
         for u in &ranked {
-            let _ = writeln!(par, "{},appraisal,{:.2}", u.code, rng.random_range(24.0..42.0));
+            let _ = writeln!(
+                par,
+                "{},appraisal,{:.2}",
+                u.code,
+                rng.random_range(24.0..42.0)
+            );
             if Some(&u.code) != last_district {
                 let _ = writeln!(survey, "{},{:.2}", u.code, rng.random_range(15.0..28.0));
             }
         }
         let dir = o.out.join("reference");
-        write(&dir.join(format!("par_inputs_{year}.csv")), par.as_bytes(), sum)?;
-        write(&dir.join(format!("survey_{year}.csv")), survey.as_bytes(), sum)?;
+        write(
+            &dir.join(format!("par_inputs_{year}.csv")),
+            par.as_bytes(),
+            sum,
+        )?;
+        write(
+            &dir.join(format!("survey_{year}.csv")),
+            survey.as_bytes(),
+            sum,
+        )?;
     }
     Ok(())
 }

@@ -89,16 +89,31 @@ impl Fixture {
             None if marts(&after) == marts(&self.reference) => &self.reference,
             None => &self.version_a,
         };
-        assert_same(&marts(&after), &marts(expect), &format!("{what}: marts after the kill"));
+        assert_same(
+            &marts(&after),
+            &marts(expect),
+            &format!("{what}: marts after the kill"),
+        );
         // Staging: exactly what the ledger's published entries count.
         for (source, staged) in ledger_staged(wh) {
             let n = query_lines(&cfg, &format!("SELECT count(*) AS n FROM {source}")).unwrap();
-            assert_eq!(n, vec![format!("{{\"n\":{staged}}}")], "{what}: {source} vs its ledger");
+            assert_eq!(
+                n,
+                vec![format!("{{\"n\":{staged}}}")],
+                "{what}: {source} vs its ledger"
+            );
         }
         // Repair.
         backfill_ok(&self.landing, &s(wh), FROM, TO, &[]);
-        assert_same(&dump(&cfg), &self.reference, &format!("{what}: after the repair"));
-        assert!(!wh.join("_lock.json").exists(), "{what}: lock left after the repair");
+        assert_same(
+            &dump(&cfg),
+            &self.reference,
+            &format!("{what}: after the repair"),
+        );
+        assert!(
+            !wh.join("_lock.json").exists(),
+            "{what}: lock left after the repair"
+        );
         for f in parquet_files(wh) {
             let folder = f.parent().unwrap();
             let n = std::fs::read_dir(folder)
@@ -106,7 +121,12 @@ impl Fixture {
                 .flatten()
                 .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
                 .count();
-            assert_eq!(n, 1, "{what}: {} keeps more than one file", folder.display());
+            assert_eq!(
+                n,
+                1,
+                "{what}: {} keeps more than one file",
+                folder.display()
+            );
         }
     }
 }
@@ -140,7 +160,10 @@ fn a_run_killed_at_any_point_leaves_the_previous_version_and_the_next_run_repair
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(wh.join("_lock.json").exists(), "{point}: a killed run leaves its lock");
+        assert!(
+            wh.join("_lock.json").exists(),
+            "{point}: a killed run leaves its lock"
+        );
         fx.check_after_kill(&wh, point, Some(published));
     }
 
@@ -168,7 +191,11 @@ fn a_run_killed_at_any_point_leaves_the_previous_version_and_the_next_run_repair
         }
         let st = child.wait().unwrap();
         assert_eq!(seen, nth, "{what}: the log never said `{line}` {nth} times");
-        assert_eq!(st.signal(), Some(9), "{what}: the run ended before the kill: {st:?}");
+        assert_eq!(
+            st.signal(),
+            Some(9),
+            "{what}: the run ended before the kill: {st:?}"
+        );
         fx.check_after_kill(&wh, what, None);
     }
 }

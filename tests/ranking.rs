@@ -46,11 +46,7 @@ fn count(n: i64, in_progress: i64) -> Measured {
 }
 
 /// The eight measured figures of a unit, in scheme order.
-fn figures(
-    map: &mut HashMap<(String, String), Measured>,
-    unit: &str,
-    v: [Option<Measured>; 8],
-) {
+fn figures(map: &mut HashMap<(String, String), Measured>, unit: &str, v: [Option<Measured>; 8]) {
     let ids = [
         "dossier_on_time",
         "overdue_apology",
@@ -98,47 +94,117 @@ fn a_hand_made_year_is_scored_and_ranked_as_worked_out_by_hand() {
     };
     // D1: 6 (49/50 = 0.98) + 3 + 3 (no backlog) + 3 + 4 (0.6 ≥ 0.5) + 5 (40/45 ≥ 0.85) + 3 (0.9)
     //     + 2.6667 (3 × 0.8 / 0.9) + appraisal 40 + survey 25 = 94.6667.
-    figures(&mut r.units, "D1", [
-        Some(ratio(49, 50)), Some(ratio(2, 2)), Some(count(0, 4)), Some(ratio(50, 50)),
-        Some(ratio(30, 50)), Some(ratio(40, 45)), Some(ratio(9, 10)), Some(ratio(8, 10)),
-    ]);
+    figures(
+        &mut r.units,
+        "D1",
+        [
+            Some(ratio(49, 50)),
+            Some(ratio(2, 2)),
+            Some(count(0, 4)),
+            Some(ratio(50, 50)),
+            Some(ratio(30, 50)),
+            Some(ratio(40, 45)),
+            Some(ratio(9, 10)),
+            Some(ratio(8, 10)),
+        ],
+    );
     // D2: every measured criterion full (30) + appraisal 39.666 + survey 25 = 94.666:
     //     0.0007 below D1, within 0.001, so tied at rank 1.
-    figures(&mut r.units, "D2", [
-        Some(ratio(50, 50)), Some(ratio(1, 1)), Some(count(0, 0)), Some(ratio(7, 7)),
-        Some(ratio(5, 5)), Some(ratio(9, 10)), Some(ratio(10, 10)), Some(ratio(9, 10)),
-    ]);
+    figures(
+        &mut r.units,
+        "D2",
+        [
+            Some(ratio(50, 50)),
+            Some(ratio(1, 1)),
+            Some(count(0, 0)),
+            Some(ratio(7, 7)),
+            Some(ratio(5, 5)),
+            Some(ratio(9, 10)),
+            Some(ratio(10, 10)),
+            Some(ratio(9, 10)),
+        ],
+    );
     // D3 has no dossiers: on time, apology, portal, online, satisfaction have no data (0,
     // flagged; the first two have no row at all); no backlog holds (3: nothing in progress, as
     // the check says); outgoing 5/10 → 3 × 0.5 / 0.9 = 1.6667; e_exchange 0/10 → 0 (measured,
     // not flagged); appraisal 30, survey 20. Total 54.6667, rank 3.
-    figures(&mut r.units, "D3", [
-        None, None, Some(count(0, 0)), Some(ratio(0, 0)),
-        Some(ratio(0, 0)), Some(ratio(0, 0)), Some(ratio(5, 10)), Some(ratio(0, 10)),
-    ]);
+    figures(
+        &mut r.units,
+        "D3",
+        [
+            None,
+            None,
+            Some(count(0, 0)),
+            Some(ratio(0, 0)),
+            Some(ratio(0, 0)),
+            Some(ratio(0, 0)),
+            Some(ratio(5, 10)),
+            Some(ratio(0, 10)),
+        ],
+    );
     // H1, counted with its commune (the district roll-up): 6 × 0.9 / 0.98 = 5.5102; 1/2 → 1.5;
     // 3 backlog → 3 − 1.5 = 1.5; 48/50 → 2.88; 10/50 = 0.2 → 4 × 0.4 = 1.6; 34/40 = 0.85 → 5;
     // 3; 3; appraisal 35; survey 22.5. Total 81.4902, band B.
-    figures(&mut r.districts, "H1", [
-        Some(ratio(45, 50)), Some(ratio(1, 2)), Some(count(3, 10)), Some(ratio(48, 50)),
-        Some(ratio(10, 50)), Some(ratio(34, 40)), Some(ratio(9, 10)), Some(ratio(9, 10)),
-    ]);
+    figures(
+        &mut r.districts,
+        "H1",
+        [
+            Some(ratio(45, 50)),
+            Some(ratio(1, 2)),
+            Some(count(3, 10)),
+            Some(ratio(48, 50)),
+            Some(ratio(10, 50)),
+            Some(ratio(34, 40)),
+            Some(ratio(9, 10)),
+            Some(ratio(9, 10)),
+        ],
+    );
     // H1's own figures alone (without its commune) must not be read for the district tier.
-    figures(&mut r.units, "H1", [
-        Some(ratio(0, 50)), Some(ratio(0, 2)), Some(count(9, 10)), Some(ratio(0, 50)),
-        Some(ratio(0, 50)), Some(ratio(0, 40)), Some(ratio(0, 10)), Some(ratio(0, 10)),
-    ]);
+    figures(
+        &mut r.units,
+        "H1",
+        [
+            Some(ratio(0, 50)),
+            Some(ratio(0, 2)),
+            Some(count(9, 10)),
+            Some(ratio(0, 50)),
+            Some(ratio(0, 50)),
+            Some(ratio(0, 40)),
+            Some(ratio(0, 10)),
+            Some(ratio(0, 10)),
+        ],
+    );
     // H2: measured full but 7 backlog → 3 − 3.5 → floor 0; appraisal 45 → capped at 42
     //     (flagged); missing from the survey → 0 (flagged). Total 27 + 42 = 69, band D.
-    figures(&mut r.districts, "H2", [
-        Some(ratio(10, 10)), Some(ratio(1, 1)), Some(count(7, 20)), Some(ratio(10, 10)),
-        Some(ratio(10, 20)), Some(ratio(9, 10)), Some(ratio(9, 10)), Some(ratio(10, 10)),
-    ]);
+    figures(
+        &mut r.districts,
+        "H2",
+        [
+            Some(ratio(10, 10)),
+            Some(ratio(1, 1)),
+            Some(count(7, 20)),
+            Some(ratio(10, 10)),
+            Some(ratio(10, 20)),
+            Some(ratio(9, 10)),
+            Some(ratio(9, 10)),
+            Some(ratio(10, 10)),
+        ],
+    );
     // H3: measured full (30) + appraisal 41 + survey 27.99 = 98.99, band A, rank 1.
-    figures(&mut r.districts, "H3", [
-        Some(ratio(98, 100)), Some(ratio(3, 3)), Some(count(0, 5)), Some(ratio(100, 100)),
-        Some(ratio(60, 100)), Some(ratio(85, 100)), Some(ratio(9, 10)), Some(ratio(9, 10)),
-    ]);
+    figures(
+        &mut r.districts,
+        "H3",
+        [
+            Some(ratio(98, 100)),
+            Some(ratio(3, 3)),
+            Some(count(0, 5)),
+            Some(ratio(100, 100)),
+            Some(ratio(60, 100)),
+            Some(ratio(85, 100)),
+            Some(ratio(9, 10)),
+            Some(ratio(9, 10)),
+        ],
+    );
     let mut inputs = HashMap::new();
     inputs.insert(
         "appraisal".to_string(),
@@ -167,7 +233,15 @@ fn a_hand_made_year_is_scored_and_ranked_as_worked_out_by_hand() {
     let ranking: Vec<(&str, &str, f64, u32, &str)> = out
         .ranking
         .iter()
-        .map(|x| (x.tier.as_str(), x.unit_code.as_str(), x.total, x.rank, x.band.as_str()))
+        .map(|x| {
+            (
+                x.tier.as_str(),
+                x.unit_code.as_str(),
+                x.total,
+                x.rank,
+                x.band.as_str(),
+            )
+        })
         .collect();
     let expected = [
         ("quan-huyen", "H3", 98.99, 1, "A"),
@@ -179,8 +253,18 @@ fn a_hand_made_year_is_scored_and_ranked_as_worked_out_by_hand() {
     ];
     assert_eq!(ranking.len(), expected.len(), "{ranking:?}");
     for (got, want) in ranking.iter().zip(expected) {
-        assert_eq!((got.0, got.1, got.3, got.4), (want.0, want.1, want.3, want.4), "{got:?}");
-        assert!((got.2 - want.2).abs() < 1e-9, "{} total {} != {}", got.1, got.2, want.2);
+        assert_eq!(
+            (got.0, got.1, got.3, got.4),
+            (want.0, want.1, want.3, want.4),
+            "{got:?}"
+        );
+        assert!(
+            (got.2 - want.2).abs() < 1e-9,
+            "{} total {} != {}",
+            got.1,
+            got.2,
+            want.2
+        );
     }
 
     let points = |u: &str, c: &str| {
@@ -192,30 +276,76 @@ fn a_hand_made_year_is_scored_and_ranked_as_worked_out_by_hand() {
         (s.points, s.flag)
     };
     let close = |got: (f64, Option<Flag>), want: (f64, Option<Flag>), what: &str| {
-        assert!((got.0 - want.0).abs() < 1e-9 && got.1 == want.1, "{what}: {got:?} != {want:?}");
+        assert!(
+            (got.0 - want.0).abs() < 1e-9 && got.1 == want.1,
+            "{what}: {got:?} != {want:?}"
+        );
     };
     close(points("D1", "e_exchange"), (2.6667, None), "D1 e_exchange");
-    close(points("D1", "online_share"), (4.0, None), "D1 online_share capped at max");
-    close(points("D3", "dossier_on_time"), (0.0, Some(Flag::NoData)), "D3 on time");
-    close(points("D3", "satisfaction"), (0.0, Some(Flag::NoData)), "D3 satisfaction");
+    close(
+        points("D1", "online_share"),
+        (4.0, None),
+        "D1 online_share capped at max",
+    );
+    close(
+        points("D3", "dossier_on_time"),
+        (0.0, Some(Flag::NoData)),
+        "D3 on time",
+    );
+    close(
+        points("D3", "satisfaction"),
+        (0.0, Some(Flag::NoData)),
+        "D3 satisfaction",
+    );
     close(points("D3", "no_backlog"), (3.0, None), "D3 backlog");
-    close(points("D3", "outgoing_signed"), (1.6667, None), "D3 outgoing");
+    close(
+        points("D3", "outgoing_signed"),
+        (1.6667, None),
+        "D3 outgoing",
+    );
     close(points("D3", "e_exchange"), (0.0, None), "D3 e_exchange");
-    close(points("H1", "dossier_on_time"), (5.5102, None), "H1 on time");
+    close(
+        points("H1", "dossier_on_time"),
+        (5.5102, None),
+        "H1 on time",
+    );
     close(points("H1", "no_backlog"), (1.5, None), "H1 backlog");
     close(points("H1", "portal_sync"), (2.88, None), "H1 portal");
     close(points("H1", "online_share"), (1.6, None), "H1 online");
     close(points("H2", "no_backlog"), (0.0, None), "H2 backlog floor");
-    close(points("H2", "appraisal"), (42.0, Some(Flag::Capped)), "H2 appraisal");
-    close(points("H2", "survey"), (0.0, Some(Flag::MissingInput)), "H2 survey");
+    close(
+        points("H2", "appraisal"),
+        (42.0, Some(Flag::Capped)),
+        "H2 appraisal",
+    );
+    close(
+        points("H2", "survey"),
+        (0.0, Some(Flag::MissingInput)),
+        "H2 survey",
+    );
     // Each unit has one row per criterion, and the points add up to its total.
     for x in &out.ranking {
-        let rows: Vec<_> = out.scores.iter().filter(|s| s.unit_code == x.unit_code).collect();
+        let rows: Vec<_> = out
+            .scores
+            .iter()
+            .filter(|s| s.unit_code == x.unit_code)
+            .collect();
         assert_eq!(rows.len(), 10, "{}", x.unit_code);
         let sum: f64 = rows.iter().map(|s| s.points).sum();
-        assert!((sum - x.total).abs() < 1e-6, "{}: {sum} vs {}", x.unit_code, x.total);
+        assert!(
+            (sum - x.total).abs() < 1e-6,
+            "{}: {sum} vs {}",
+            x.unit_code,
+            x.total
+        );
     }
-    let flagged = |u: &str| out.ranking.iter().find(|x| x.unit_code == u).unwrap().flagged;
+    let flagged = |u: &str| {
+        out.ranking
+            .iter()
+            .find(|x| x.unit_code == u)
+            .unwrap()
+            .flagged
+    };
     assert_eq!((flagged("D1"), flagged("D3"), flagged("H2")), (0, 5, 2));
     // The commune itself is not ranked.
     assert!(!out.ranking.iter().any(|x| x.unit_code == "H1X"));
@@ -231,9 +361,21 @@ fn a_missing_input_file_scores_zero_and_flags_every_unit() {
     inputs.insert("appraisal".to_string(), None);
     inputs.insert("survey".to_string(), input(&[("D1", None, 30.0)]));
     let out = score(scheme, 2022, &units, &r, &inputs);
-    let s = |c: &str| out.scores.iter().find(|s| s.criterion_id == c).unwrap().clone();
-    assert_eq!((s("appraisal").points, s("appraisal").flag), (0.0, Some(Flag::MissingInput)));
-    assert_eq!((s("survey").points, s("survey").flag), (28.0, Some(Flag::Capped)));
+    let s = |c: &str| {
+        out.scores
+            .iter()
+            .find(|s| s.criterion_id == c)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        (s("appraisal").points, s("appraisal").flag),
+        (0.0, Some(Flag::MissingInput))
+    );
+    assert_eq!(
+        (s("survey").points, s("survey").flag),
+        (28.0, Some(Flag::Capped))
+    );
     assert_eq!(out.ranking[0].total, 28.0);
 }
 
@@ -247,7 +389,9 @@ fn input_files_with_bad_rows_are_refused_with_file_and_line() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("s.csv:3") && e.contains("twice"), "{e}");
-    let e = cchc::ranking::parse_input(b"unit,score\nD1,12\n", "s.csv").unwrap_err().to_string();
+    let e = cchc::ranking::parse_input(b"unit,score\nD1,12\n", "s.csv")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("s.csv:1"), "{e}");
     let ok = cchc::ranking::parse_input(
         "\u{feff}unit_code,criterion_id,points\nD1,appraisal,\"40,5\"\n".as_bytes(),
@@ -255,7 +399,8 @@ fn input_files_with_bad_rows_are_refused_with_file_and_line() {
     )
     .unwrap();
     assert_eq!(
-        ok.points.get(&("D1".to_string(), Some("appraisal".to_string()))),
+        ok.points
+            .get(&("D1".to_string(), Some("appraisal".to_string()))),
         Some(&40.5)
     );
 }

@@ -64,8 +64,16 @@ fn rank_writes_consistent_tables_and_a_report_a_browser_shows() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("ranking 2022 (figures as of 2022-01-31, provisional)"), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ranking 2022 (figures as of 2022-01-31, provisional)"),
+        "{stdout}"
+    );
 
     let cfg = config_for(&landing, &wh);
     let q = |sql: &str| query_lines(&cfg, sql).unwrap();
@@ -76,15 +84,22 @@ fn rank_writes_consistent_tables_and_a_report_a_browser_shows() {
             r#"{"tier":"so-ban-nganh","n":20}"#.to_string()
         ]
     );
-    assert_eq!(q("SELECT count(*) AS n FROM par_scores"), vec![r#"{"n":410}"#]);
+    assert_eq!(
+        q("SELECT count(*) AS n FROM par_scores"),
+        vec![r#"{"n":410}"#]
+    );
     // Points add up to the totals.
-    assert!(q("SELECT r.unit_code FROM par_ranking r JOIN par_scores s USING (year, tier, unit_code) \
-               GROUP BY r.unit_code, r.total HAVING abs(sum(s.points) - r.total) > 1e-6")
+    assert!(q(
+        "SELECT r.unit_code FROM par_ranking r JOIN par_scores s USING (year, tier, unit_code) \
+               GROUP BY r.unit_code, r.total HAVING abs(sum(s.points) - r.total) > 1e-6"
+    )
     .is_empty());
     // Competition ranking with the 0.001 tie rule, recomputed in SQL.
-    assert!(q("SELECT a.unit_code FROM par_ranking a LEFT JOIN par_ranking b \
+    assert!(q(
+        "SELECT a.unit_code FROM par_ranking a LEFT JOIN par_ranking b \
                  ON b.tier = a.tier AND b.total - a.total > 0.001 + 1e-9 \
-               GROUP BY a.unit_code, a.rank HAVING a.rank <> 1 + count(b.unit_code)")
+               GROUP BY a.unit_code, a.rank HAVING a.rank <> 1 + count(b.unit_code)"
+    )
     .is_empty());
     // Districts are scored on their roll-up with their communes.
     let mismatched = q(
@@ -128,29 +143,55 @@ fn rank_writes_consistent_tables_and_a_report_a_browser_shows() {
         .arg(format!("file://{}", html.display()))
         .output()
         .unwrap();
-    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     let dom = String::from_utf8(dom.stdout).unwrap();
-    assert!(dom.contains("<h1>Chỉ số cải cách hành chính năm 2022</h1>"), "{}", &dom[..dom.len().min(2000)]);
+    assert!(
+        dom.contains("<h1>Chỉ số cải cách hành chính năm 2022</h1>"),
+        "{}",
+        &dom[..dom.len().min(2000)]
+    );
     assert!(dom.contains("Sở, ban, ngành") && dom.contains("UBND cấp huyện"));
     assert_eq!(dom.matches("<section").count(), 2);
-    assert_eq!(dom.matches("<rect class=\"bar\"").count(), 41, "one bar per unit");
+    assert_eq!(
+        dom.matches("<rect class=\"bar\"").count(),
+        41,
+        "one bar per unit"
+    );
     // The department ranking table lists the units in rank order.
     let dept = &dom[dom.find("id=\"tier_so-ban-nganh\"").unwrap()..];
     let dept = &dept[dept.find("<table class=\"ranking\"").unwrap()..];
     let dept = &dept[..dept.find("</table>").unwrap()];
     let shown: Vec<&str> = attrs(dept, "<tr", "data-unit");
-    assert_eq!(shown, dept_order.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        shown,
+        dept_order.iter().map(String::as_str).collect::<Vec<_>>()
+    );
     // The unit left out of the survey is flagged in its breakdown and its ranking row.
-    let row_start = dom.find(&format!("<tr class=\"flagged\" data-unit=\"{missing_unit}\"")).expect("flagged ranking row");
+    let row_start = dom
+        .find(&format!(
+            "<tr class=\"flagged\" data-unit=\"{missing_unit}\""
+        ))
+        .expect("flagged ranking row");
     assert!(dom[row_start..].starts_with("<tr class=\"flagged\""));
-    let breakdown = &dom[dom.find(&format!("<table class=\"breakdown\" data-unit=\"{missing_unit}\"")).unwrap()..];
+    let breakdown = &dom[dom
+        .find(&format!(
+            "<table class=\"breakdown\" data-unit=\"{missing_unit}\""
+        ))
+        .unwrap()..];
     let breakdown = &breakdown[..breakdown.find("</table>").unwrap()];
     let survey_row = &breakdown[breakdown.find("data-criterion=\"survey\"").unwrap()..];
     assert!(survey_row[..survey_row.find("</tr>").unwrap()].contains("Không có trong tệp đầu vào"));
     // Every link leads somewhere in the page, and offending cases are linked.
     let ids: std::collections::HashSet<&str> = attrs(&dom, "<", "id").into_iter().collect();
     let links = attrs(&dom, "<a ", "href");
-    assert!(links.iter().filter(|h| h.starts_with("#cases_")).count() > 0, "no link to offending cases");
+    assert!(
+        links.iter().filter(|h| h.starts_with("#cases_")).count() > 0,
+        "no link to offending cases"
+    );
     for h in &links {
         let target = h.strip_prefix('#').expect("only in-page links");
         assert!(ids.contains(target), "link {h} leads nowhere");
@@ -163,8 +204,15 @@ fn rank_writes_consistent_tables_and_a_report_a_browser_shows() {
         .arg(format!("file://{}", html.display()))
         .output()
         .unwrap();
-    assert!(shot.status.success(), "{}", String::from_utf8_lossy(&shot.stderr));
-    assert!(std::fs::metadata(&png).unwrap().len() > 20_000, "the screenshot is blank");
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    assert!(
+        std::fs::metadata(&png).unwrap().len() > 20_000,
+        "the screenshot is blank"
+    );
     if let Ok(keep) = std::env::var("CCHC_KEEP_REPORT") {
         std::fs::copy(&png, Path::new(&keep).join("report.png")).unwrap();
         std::fs::copy(&html, Path::new(&keep).join("par_2022.html")).unwrap();
@@ -183,9 +231,16 @@ fn rank_writes_consistent_tables_and_a_report_a_browser_shows() {
         .arg(&xlsx)
         .output()
         .unwrap();
-    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
     let text = String::from_utf8(py.stdout).unwrap();
-    assert!(text.contains("name=\"Xếp hạng\"") && text.contains("name=\"Điểm chi tiết\""), "{text}");
+    assert!(
+        text.contains("name=\"Xếp hạng\"") && text.contains("name=\"Điểm chi tiết\""),
+        "{text}"
+    );
     for u in &dept_order {
         assert!(text.contains(u.as_str()), "{u} not in the workbook");
     }

@@ -67,7 +67,10 @@ fn start_moto() -> Moto {
         port,
         "PUT /cchc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
-    assert!(created.starts_with("HTTP/1.1 200"), "bucket not created: {created}");
+    assert!(
+        created.starts_with("HTTP/1.1 200"),
+        "bucket not created: {created}"
+    );
     moto
 }
 
@@ -114,7 +117,9 @@ fn the_warehouse_works_on_an_s3_compatible_store() {
     );
     let on_disk = dump(&config_for(&landing, &local));
     let on_s3 = dump(&config_for(&landing, s3));
-    assert!(on_s3.iter().any(|(t, rows)| t == "mart_dossiers" && !rows.is_empty()));
+    assert!(on_s3
+        .iter()
+        .any(|(t, rows)| t == "mart_dossiers" && !rows.is_empty()));
     assert_same(&on_s3, &on_disk, "S3 vs local disk");
 
     // The lock: held by a run of this process, a second run is refused, naming the holder.
@@ -137,12 +142,24 @@ fn the_warehouse_works_on_an_s3_compatible_store() {
     let mut c = bin(&landing, s3);
     s3_env(&mut c, &moto.endpoint);
     let out = c
-        .args(["backfill", "--from", "2022-01-01", "--to", "2022-01-12", "--rerun", "all"])
+        .args([
+            "backfill",
+            "--from",
+            "2022-01-01",
+            "--to",
+            "2022-01-12",
+            "--rerun",
+            "all",
+        ])
         .env("CCHC_FAILPOINT", "marts.written:3")
         .output()
         .unwrap();
     assert_eq!(out.status.signal(), Some(9), "{out:?}");
-    assert_same(&dump(&config_for(&landing, s3)), &before, "S3 after the kill");
+    assert_same(
+        &dump(&config_for(&landing, s3)),
+        &before,
+        "S3 after the kill",
+    );
     let mut c = bin(&landing, s3);
     s3_env(&mut c, &moto.endpoint);
     let out = c
@@ -150,7 +167,11 @@ fn the_warehouse_works_on_an_s3_compatible_store() {
         .output()
         .unwrap();
     assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
-    assert_same(&dump(&config_for(&landing, s3)), &on_disk, "S3 after the repair");
+    assert_same(
+        &dump(&config_for(&landing, s3)),
+        &on_disk,
+        "S3 after the repair",
+    );
     let objects = rt
         .block_on(wh.list("marts/mart_dossiers"))
         .unwrap()

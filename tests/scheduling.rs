@@ -129,7 +129,10 @@ fn a_second_run_is_refused_and_a_dead_runs_lock_taken_over() {
     .unwrap();
     let (_, _, err) = run::run_days(&h.cfg, "run", vec![day("2022-03-01")], KEY, false);
     let msg = err.map(|e| e.to_string()).unwrap_or_default();
-    assert!(msg.contains("R-other-1") && msg.contains("other-host"), "{msg}");
+    assert!(
+        msg.contains("R-other-1") && msg.contains("other-host"),
+        "{msg}"
+    );
     // ...and taken over once it has been silent longer than the stale limit (600 s).
     std::fs::write(
         h.warehouse().join("_lock/heartbeat-R-other-1.json"),
@@ -140,11 +143,18 @@ fn a_second_run_is_refused_and_a_dead_runs_lock_taken_over() {
     assert!(err.is_none(), "{err:?}");
     assert!(!lock.exists());
     assert!(h.warehouse().join("_lock/takeover-R-other-1").exists());
-    assert!(!h.warehouse().join("_lock/heartbeat-R-other-1.json").exists());
+    assert!(!h
+        .warehouse()
+        .join("_lock/heartbeat-R-other-1.json")
+        .exists());
 
     // Two runs finding the same dead holder: the takeover marker lets exactly one through.
     std::fs::write(&lock, other("R-other-2", "2022-03-01T00:00:00+00:00")).unwrap();
-    std::fs::write(h.warehouse().join("_lock/takeover-R-other-2"), "someone else\n").unwrap();
+    std::fs::write(
+        h.warehouse().join("_lock/takeover-R-other-2"),
+        "someone else\n",
+    )
+    .unwrap();
     let (_, _, err) = run::run_days(&h.cfg, "run", vec![day("2022-03-01")], KEY, false);
     let msg = err.map(|e| e.to_string()).unwrap_or_default();
     assert!(msg.contains("being taken over"), "{msg}");

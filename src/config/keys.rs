@@ -154,7 +154,9 @@ impl Kind {
             Kind::Band => &["band", "min"],
             Kind::Tier => &["tier", "label", "criteria"],
             Kind::Criterion => &["id", "label", "max_points", "rule"],
-            Kind::RankRule => &["kind", "target", "goal", "per_case", "floor", "steps", "input"],
+            Kind::RankRule => &[
+                "kind", "target", "goal", "per_case", "floor", "steps", "input",
+            ],
             Kind::Step => &["min", "points"],
         }
     }

@@ -512,8 +512,7 @@ fn load_collecting(
         }
     }
     // References from targets to marts are checked only when every model could be read.
-    let (plans, schemes) =
-        load_plans(&base, &env, &file, all_parsed.then_some(&models[..]), diags);
+    let (plans, schemes) = load_plans(&base, &env, &file, all_parsed.then_some(&models[..]), diags);
     if files.is_empty() && diags.items.is_empty() {
         diags.push(
             "C001",
@@ -595,9 +594,7 @@ fn load_plans(
         if !path.exists() {
             continue;
         }
-        let Some(raw) =
-            parse_yaml::<ranking::RawScheme>(&path, keys::Kind::Scheme, diags)
-        else {
+        let Some(raw) = parse_yaml::<ranking::RawScheme>(&path, keys::Kind::Scheme, diags) else {
             continue;
         };
         let sfile = clean_path(&path).display().to_string();

@@ -124,11 +124,9 @@ impl Rule {
     pub fn describe(&self, max: f64) -> String {
         let n = crate::ranking::vi_number;
         match self {
-            Rule::Linear { goal, .. } => format!(
-                "{} × min(1; giá trị / {})",
-                n(max, 2),
-                n(*goal, 2)
-            ),
+            Rule::Linear { goal, .. } => {
+                format!("{} × min(1; giá trị / {})", n(max, 2), n(*goal, 2))
+            }
             Rule::CountPenalty {
                 per_case, floor, ..
             } => format!(
@@ -291,7 +289,10 @@ pub(super) fn validate_scheme(
                     "C007",
                     file,
                     &c.id,
-                    format!("criterion id `{}` must be a lower-case identifier", c.id.value),
+                    format!(
+                        "criterion id `{}` must be a lower-case identifier",
+                        c.id.value
+                    ),
                 );
             }
             if criteria.iter().any(|x| x.id == c.id.value) {

@@ -234,7 +234,13 @@ pub const TABLES: &[&str] = &[
 /// key, and `info` log lines on stderr.
 pub fn bin(landing: &str, warehouse: &str) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cchc"));
-    for v in ["CCHC_CONFIG", "CCHC_LANDING", "CCHC_WAREHOUSE", "CCHC_UNITS", "CCHC_FAILPOINT"] {
+    for v in [
+        "CCHC_CONFIG",
+        "CCHC_LANDING",
+        "CCHC_WAREHOUSE",
+        "CCHC_UNITS",
+        "CCHC_FAILPOINT",
+    ] {
         c.env_remove(v);
     }
     c.arg("--config")
