@@ -110,5 +110,37 @@ pub fn render(cfg: &Config) -> String {
         }
         o.push('\n');
     }
+    o.push_str("## Ranking\n\n`par_scores`: one row per year × tier × unit × criterion. `par_ranking`: one row per year × tier × unit (`cchc rank --year Y`).\n\n| column | description |\n|---|---|\n| `year` | Year ranked. |\n| `tier` | `so-ban-nganh` (departments) or `quan-huyen` (districts, measured with their communes). |\n| `unit_code` | Unit. |\n| `criterion_id` | Criterion of the scheme (par_scores). |\n| `value` | The measured value (ratio, or count for a count rule), or the points an input file gives; null without data. |\n| `points`, `max_points` | Points scored (4 decimals) and the criterion's maximum. |\n| `flag` | `no_data`, `missing_input` (both score 0) or `capped`; null otherwise. |\n| `total` | Sum of the unit's points (par_ranking). |\n| `rank` | Competition rank within the tier, totals within 0.001 tied. |\n| `band` | Band of the total. |\n\n");
+    for sc in &cfg.schemes {
+        o.push_str(&format!(
+            "### Ranking scheme {} ({})\n\n",
+            sc.year,
+            esc(&sc.title)
+        ));
+        for t in &sc.tiers {
+            o.push_str(&format!(
+                "{} (`{}`):\n\n| criterion | max | rule |\n|---|---|---|\n",
+                esc(&t.label),
+                t.tier
+            ));
+            for c in &t.criteria {
+                let source = match c.rule.target() {
+                    Some(target) => format!("target `{target}`: "),
+                    None => String::new(),
+                };
+                o.push_str(&format!(
+                    "| `{}` {} | {} | {}{} |\n",
+                    c.id,
+                    esc(&c.label),
+                    c.max_points,
+                    source,
+                    esc(&c.rule.describe(c.max_points))
+                ));
+            }
+            o.push('\n');
+        }
+        let bands: Vec<String> = sc.bands.iter().map(|(b, m)| format!("{b} ≥ {m}")).collect();
+        o.push_str(&format!("Bands: {}.\n\n", bands.join(", ")));
+    }
     o
 }

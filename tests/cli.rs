@@ -193,3 +193,87 @@ fn docs_describe_every_mart_column_and_target() {
         assert!(text.contains(needle), "missing {needle}");
     }
 }
+
+#[test]
+fn schedulers_get_json_log_lines_and_quiet_gets_none() {
+    let p = project();
+    let gen = cchc(p.path())
+        .args([
+            "gen",
+            "--out",
+            ".cchc/landing",
+            "--from",
+            "2022-03-01",
+            "--to",
+            "2022-03-02",
+        ])
+        .args(["--scale", "0.01", "--seed", "1"])
+        .output()
+        .unwrap();
+    assert!(gen.status.success());
+    let out = cchc(p.path())
+        .env_remove("CCHC_LOG")
+        .env("CCHC_PII_KEY", "0123456789abcdef0123")
+        .args([
+            "--log-format",
+            "json",
+            "backfill",
+            "--from",
+            "2022-03-01",
+            "--to",
+            "2022-03-02",
+        ])
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let with = |msg: &str| -> Vec<&serde_json::Value> {
+        lines
+            .iter()
+            .filter(|l| l["fields"]["message"] == msg)
+            .collect()
+    };
+    // One line per source × day (4 sources, 2 days), with counts and rate.
+    let days = with("source-day ingested");
+    assert_eq!(days.len(), 8, "{stderr}");
+    for d in &days {
+        let f = &d["fields"];
+        assert_eq!(d["level"], "INFO");
+        assert!(
+            f["read"].as_u64().unwrap()
+                == f["staged"].as_u64().unwrap() + f["quarantined"].as_u64().unwrap()
+        );
+        assert!(f["records_per_s"].is_number() && f["source"].is_string() && f["day"].is_string());
+    }
+    let stages: Vec<&str> = with("stage done")
+        .iter()
+        .map(|l| l["fields"]["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["plan", "ingest", "marts"]);
+
+    let quiet = cchc(p.path())
+        .env_remove("CCHC_LOG")
+        .env("CCHC_PII_KEY", "0123456789abcdef0123")
+        .args([
+            "--quiet",
+            "backfill",
+            "--from",
+            "2022-03-01",
+            "--to",
+            "2022-03-02",
+            "--rerun",
+            "all",
+        ])
+        .output()
+        .unwrap();
+    assert!(matches!(quiet.status.code(), Some(0 | 1)));
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+}
