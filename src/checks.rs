@@ -456,7 +456,14 @@ pub async fn write(
         let batch = results_batch(rows)?;
         crate::models::write_periods(wh, run_id, table, &batch.schema(), &[batch], periods).await?;
     }
-    crate::ingest::write_part(wh, "marts/plan_targets", run_id, &plan_targets_batch(cfg)?).await
+    crate::ingest::write_part(
+        wh,
+        "marts/plan_targets",
+        run_id,
+        &plan_targets_batch(cfg)?,
+        true,
+    )
+    .await
 }
 
 /// Whether some target of severity `error` fails in `rows`.

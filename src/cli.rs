@@ -244,6 +244,7 @@ fn rank(cli: &Cli, cfg: &Config, year: i32, out: Option<&std::path::Path>) -> Re
             Ok(_) => crate::ranking::rank(cfg, &wh, &landing, &units, year, &run_id).await,
             Err(e) => Err(e),
         };
+        crate::publish::vacuum(&wh).await?;
         lock.release().await?;
         r
     })?;
@@ -561,6 +562,8 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                     Ok(_) => run::refresh_marts(&cfg, &wh, &units, &run_id, *full).await,
                     Err(e) => Err(e),
                 };
+                // The versions it superseded.
+                crate::publish::vacuum(&wh).await?;
                 lock.release().await?;
                 r
             })?;

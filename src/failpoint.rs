@@ -4,9 +4,9 @@
 //! environment lookup the first time and nothing after.
 //!
 //! Points: `ingest.staged` (a staging file written, its quarantine file and ledger entry not),
-//! `ingest.committed` (a ledger entry written, superseded files not pruned), `marts.written` (one
+//! `ingest.committed` (a ledger entry written, the next source-day not), `marts.written` (one
 //! mart partition written, the rest and `_periods.json` not), `marts.committed` (`_periods.json`
-//! written, superseded files not pruned).
+//! written, superseded files not removed).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

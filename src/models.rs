@@ -288,7 +288,8 @@ pub async fn compute(ctx: &SessionContext, cfg: &Config) -> Result<Vec<Computed>
 }
 
 /// Split `batches` by the value of their `period` column and write each period's file of
-/// `table` (none for a period without rows); `_periods.json` publishes them (see `crate::publish`).
+/// `table` (an empty one for a period without rows); `_periods.json` publishes them (see
+/// `crate::publish`).
 pub async fn write_periods(
     wh: &Location,
     run_id: &str,
@@ -309,8 +310,8 @@ pub async fn write_periods(
     for p in periods {
         let mask = BooleanArray::from_iter(ids.iter().map(|v| Some(v == Some(p.id.as_str()))));
         let part = filter_record_batch(&all, &mask)?;
-        crate::ingest::write_part(wh, &format!("marts/{table}/period={}", p.id), run_id, &part)
-            .await?;
+        let folder = format!("marts/{table}/period={}", p.id);
+        crate::ingest::write_part(wh, &folder, run_id, &part, true).await?;
         crate::failpoint::hit("marts.written");
     }
     let unknown = ids

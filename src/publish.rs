@@ -14,13 +14,18 @@
 //!
 //! Readers read only published files, so a run killed at any moment leaves every table in its
 //! previous complete version: what it wrote before its commit records is not read. Files that are
-//! not published (a dead run's, or a previous version) are removed by [`prune`] after each commit
-//! and by [`vacuum`] when a run starts, under the warehouse lock. No step relies on renaming a
-//! folder, so this holds on an S3-compatible store as on a local disk.
+//! not published (a dead run's, or a version superseded during the run) are removed by [`vacuum`]
+//! when a run starts and when it ends, under the warehouse lock. Removing superseded files only at
+//! the end of a run, not after each commit, keeps a reader's files in place while a backfill
+//! rewrites day after day. No step relies on renaming a folder, so this holds on an S3-compatible
+//! store as on a local disk.
 //!
-//! Readers (`crate::sql::session`) read the commit records, list, and read the records again,
-//! listing anew if a run published meanwhile; a query that still finds a listed file pruned is run
-//! again on a fresh listing (`crate::sql::query_warehouse`).
+//! A reader (`crate::sql::query_warehouse`) lists a table, takes in each partition folder the file
+//! its record names, and after its query checks that every such file still exists: DataFusion
+//! skips a listed file that has disappeared instead of failing, and a file is never recreated
+//! under the same name, so if they all exist after the query, the query read them all. A folder
+//! whose named file is missing while another file is there was vacuumed under the reader's feet
+//! (it is *torn*); either way the reader lists again and reruns the query.
 
 use std::collections::HashMap;
 
@@ -38,12 +43,27 @@ pub fn part_name(run_id: &str) -> String {
 }
 
 /// The commit records of a warehouse: which run's file of each partition folder is published.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Published {
-    days: HashMap<(String, NaiveDate), String>,
+    /// (source, day) → (run, staged rows): no staging file is written for 0 rows.
+    days: HashMap<(String, NaiveDate), (String, u64)>,
     periods: HashMap<String, String>,
     newest_refresh: Option<String>,
     years: HashMap<String, String>,
+    /// Every file [`Self::current`] handed out: what a session reads (see [`Self::intact`]).
+    handed_out: std::sync::Mutex<Vec<object_store::path::Path>>,
+    /// A folder's named file was missing while another file was there.
+    torn: std::sync::atomic::AtomicBool,
+}
+
+/// Two sets of commit records are equal when they publish the same files.
+impl PartialEq for Published {
+    fn eq(&self, other: &Self) -> bool {
+        self.days == other.days
+            && self.periods == other.periods
+            && self.newest_refresh == other.newest_refresh
+            && self.years == other.years
+    }
 }
 
 impl Published {
@@ -51,7 +71,12 @@ impl Published {
         Self {
             days: ledger
                 .iter()
-                .map(|e| ((e.day.source.clone(), e.day.extract_date), e.run_id.clone()))
+                .map(|e| {
+                    (
+                        (e.day.source.clone(), e.day.extract_date),
+                        (e.run_id.clone(), e.day.staged),
+                    )
+                })
                 .collect(),
             periods: computed
                 .iter()
@@ -59,6 +84,8 @@ impl Published {
                 .collect(),
             newest_refresh: computed.iter().map(|c| c.run_id.clone()).max(),
             years: HashMap::new(),
+            handed_out: Default::default(),
+            torn: Default::default(),
         }
     }
 
@@ -87,7 +114,7 @@ impl Published {
                 let day: NaiveDate = part.strip_prefix("extract_date=")?.parse().ok()?;
                 self.days
                     .get(&(source.to_string(), day))
-                    .map(String::as_str)
+                    .map(|(run, _)| run.as_str())
             }
             ["marts", "plan_targets"] => self.newest_refresh.as_deref(),
             ["marts", "par_scores" | "par_ranking", part] => self
@@ -102,12 +129,82 @@ impl Published {
         }
     }
 
-    /// The published files among `objects` (listed from `wh`).
+    /// The published files among `objects` (listed from `wh`): in each partition folder that a
+    /// record names, the file of the named run. A named file that is missing while its folder
+    /// holds another file marks this listing torn (see [`Self::intact`]).
     pub fn current(&self, wh: &Location, objects: Vec<ObjectMeta>) -> Vec<ObjectMeta> {
-        objects
-            .into_iter()
-            .filter(|o| self.is_published(wh, o))
-            .collect()
+        let mut by_folder: std::collections::BTreeMap<String, Vec<ObjectMeta>> = Default::default();
+        for o in objects.into_iter().filter(is_part) {
+            let rel = wh.relative(&o.location);
+            if let Some((folder, _)) = rel.rsplit_once('/') {
+                by_folder.entry(folder.to_string()).or_default().push(o);
+            }
+        }
+        let mut files = Vec::new();
+        for (folder, objs) in by_folder {
+            let Some(run) = self.run_of(&folder) else {
+                continue;
+            };
+            let want = part_name(run);
+            match objs.into_iter().find(|o| file_name(&o.location) == want) {
+                Some(o) => files.push(o),
+                None if self.expects_file(&folder) => {
+                    self.torn.store(true, std::sync::atomic::Ordering::SeqCst)
+                }
+                None => {}
+            }
+        }
+        if let Ok(mut h) = self.handed_out.lock() {
+            h.extend(files.iter().map(|o| o.location.clone()));
+        }
+        files
+    }
+
+    /// Whether the published run of `folder` wrote a file there: a staging day with rows, every
+    /// mart, result and ranking partition (written even when empty).
+    fn expects_file(&self, folder: &str) -> bool {
+        let parts: Vec<&str> = folder.split('/').collect();
+        match parts.as_slice() {
+            ["staging", source, part] => part
+                .strip_prefix("extract_date=")
+                .and_then(|d| d.parse::<NaiveDate>().ok())
+                .and_then(|d| self.days.get(&(source.to_string(), d)))
+                .is_some_and(|(_, staged)| *staged > 0),
+            ["quarantine", ..] => false,
+            _ => true,
+        }
+    }
+
+    /// Whether every file handed out still exists. DataFusion skips a listed file that has
+    /// disappeared instead of failing, so a reader checks this after its query: files are never
+    /// recreated under the same name, so if they all exist now, the query read them all.
+    pub async fn intact(&self, wh: &Location) -> Result<bool> {
+        use futures::StreamExt;
+        if self.torn.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(false);
+        }
+        use object_store::ObjectStoreExt;
+        let files = self
+            .handed_out
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default();
+        let mut heads = futures::stream::iter(files)
+            .map(|p| async move { wh.store.head(&p).await })
+            .buffer_unordered(16);
+        while let Some(r) = heads.next().await {
+            match r {
+                Ok(_) => {}
+                Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(e) => {
+                    return Err(crate::error::Error::io(
+                        format!("cannot read {}", wh.display),
+                        e,
+                    ))
+                }
+            }
+        }
+        Ok(true)
     }
 
     fn is_published(&self, wh: &Location, o: &ObjectMeta) -> bool {
@@ -123,17 +220,6 @@ impl Published {
 fn is_part(o: &ObjectMeta) -> bool {
     let n = file_name(&o.location);
     n.starts_with("part-") && n.ends_with(".parquet")
-}
-
-/// Remove the files of `folder` other than `keep_run`'s (after `keep_run` was published there).
-pub async fn prune(wh: &Location, folder: &str, keep_run: &str) -> Result<()> {
-    let keep = part_name(keep_run);
-    for o in wh.list(folder).await? {
-        if is_part(&o) && file_name(&o.location) != keep {
-            wh.delete(&o.location).await?;
-        }
-    }
-    Ok(())
 }
 
 /// Remove every unpublished file of the warehouse (a dead run's, or a superseded version); run

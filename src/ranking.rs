@@ -16,7 +16,8 @@
 //! from the top whose minimum the total reaches.
 //!
 //! Written: `marts/par_scores/year=<Y>/` and `marts/par_ranking/year=<Y>/` (published by
-//! `marts/_ranking.json`, see `crate::publish`), and the report `reports/par_<Y>.html` (one
+//! `marts/_ranking.json`, see `crate::publish`; the caller vacuums the version it supersedes), and
+//! the report `reports/par_<Y>.html` (one
 //! self-contained page, Vietnamese labels) and `reports/par_<Y>.xlsx`.
 
 use std::collections::HashMap;
@@ -536,12 +537,19 @@ pub async fn rank(
     let (scores_batch, ranking_batch) = batches(&ranking)?;
     let html = report_html(scheme, &ranking, &results, units);
     let xlsx = report_xlsx(scheme, &ranking, units)?;
-    // Write, then publish, then prune (see `crate::publish`).
+    // Write, then publish (see `crate::publish`); the caller removes the superseded version.
     for (table, batch) in [
         ("par_scores", &scores_batch),
         ("par_ranking", &ranking_batch),
     ] {
-        crate::ingest::write_part(wh, &format!("marts/{table}/year={year}"), run_id, batch).await?;
+        crate::ingest::write_part(
+            wh,
+            &format!("marts/{table}/year={year}"),
+            run_id,
+            batch,
+            true,
+        )
+        .await?;
     }
     wh.put(
         &wh.path(&format!("reports/par_{year}.html")),
@@ -565,9 +573,6 @@ pub async fn rank(
     commits.sort_by_key(|c| c.year);
     let json = serde_json::to_vec_pretty(&commits).map_err(|e| Error::Internal(e.to_string()))?;
     wh.put(&wh.path(RANKING_STATE), json.into()).await?;
-    for table in ["par_scores", "par_ranking"] {
-        crate::publish::prune(wh, &format!("marts/{table}/year={year}"), run_id).await?;
-    }
     Ok(RankOutcome {
         ranking,
         results,

@@ -227,16 +227,9 @@ pub fn ingest_days(cfg: &Config, env: &Env, dates: &[NaiveDate]) -> Result<Vec<S
             let span = tracing::info_span!(target: PROGRESS, parent: &bar, "source-day", source = %source.name, day = %d);
             let _in = span.enter();
             let day = ingest::ingest_source_day(env, source, *d)?;
-            env.rt.block_on(async {
-                let wh = &env.warehouse;
-                crate::ledger::record(wh, &env.run_id, &day).await?;
-                crate::failpoint::hit("ingest.committed");
-                for area in ["staging", "quarantine"] {
-                    let folder = ingest::partition(area, &day.source, day.extract_date);
-                    crate::publish::prune(wh, &folder, &env.run_id).await?;
-                }
-                Ok::<_, Error>(())
-            })?;
+            env.rt
+                .block_on(crate::ledger::record(&env.warehouse, &env.run_id, &day))?;
+            crate::failpoint::hit("ingest.committed");
             let total = records.fetch_add(day.read, Ordering::Relaxed) + day.read;
             bar.pb_inc(1);
             bar.pb_set_message(&format!(
@@ -322,16 +315,6 @@ pub async fn refresh_marts(
     let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Internal(e.to_string()))?;
     wh.put(&wh.path(PERIODS_STATE), json.into()).await?;
     crate::failpoint::hit("marts.committed");
-    let tables = marts
-        .iter()
-        .map(|m| m.model.name.as_str())
-        .chain(["target_results", "target_results_district"]);
-    for t in tables {
-        for p in &stale {
-            crate::publish::prune(wh, &format!("marts/{t}/period={}", p.id), run_id).await?;
-        }
-    }
-    crate::publish::prune(wh, "marts/plan_targets", run_id).await?;
     Ok(Refresh {
         periods: stale.into_iter().cloned().collect(),
         rows: ev.rows,
@@ -562,6 +545,12 @@ pub fn run_days(
             }
         }
     };
+    if let (Some(_), Some(env)) = (&lock, &env) {
+        // The versions this run superseded (and anything a failed stage left unpublished).
+        if let Err(e) = rt.block_on(crate::publish::vacuum(&env.warehouse)) {
+            tracing::warn!(error = %e, "could not remove superseded files");
+        }
+    }
     if let Some(lock) = lock {
         if let Err(e) = rt.block_on(lock.release()) {
             tracing::warn!(error = %e, "could not release the warehouse lock");

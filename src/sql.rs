@@ -16,41 +16,38 @@ use crate::storage::Location;
 /// views, `periods` (every period of the ingested days), `units`, `unit_groups`, the view models,
 /// the marts, `target_results`, `target_results_district` and `plan_targets`.
 pub async fn session(cfg: &Config, units: Option<&Units>) -> Result<SessionContext> {
-    let wh = Location::open(&cfg.warehouse, true)?;
-    // Optimistic: list the tables under one set of commit records, then read the records again;
-    // if a run published meanwhile, list again, so every partition is read in the version its
-    // record names (see `crate::publish`).
-    for _ in 0..5 {
-        let ctx = crate::models::new_context();
-        let (ledger, periods) = crate::run::known_periods(&wh).await?;
-        let computed = crate::run::read_computed(&wh).await?;
-        let rankings = crate::ranking::read_commits(&wh).await?;
-        let published = crate::publish::Published::new(&ledger, &computed).with_rankings(&rankings);
-        let refs: Vec<&crate::periods::Period> = periods.iter().collect();
-        crate::models::register_state(
-            &ctx,
-            cfg,
-            Some((&wh, &published)),
-            Some(&ledger),
-            &refs,
-            units,
-        )
-        .await?;
-        crate::models::register_warehouse_models(&ctx, cfg, (&wh, &published)).await?;
-        if crate::publish::Published::load(&wh).await? == published {
-            return Ok(ctx);
-        }
-        tracing::debug!("a run published while the session was listing: listing again");
-    }
-    Err(Error::Internal(format!(
-        "the warehouse {} kept changing while its tables were listed; try again",
-        wh.display
-    )))
+    Ok(snapshot_session(cfg, units).await?.0)
 }
 
-/// Open a session and run one statement. A run that publishes new files prunes the superseded
-/// ones (see `crate::publish`); a query that listed a table just before finds a file gone, and is
-/// run again on a fresh listing (up to three times), so it answers from one complete version.
+/// A session and the commit records it was listed under (which know every file it reads).
+pub async fn snapshot_session(
+    cfg: &Config,
+    units: Option<&Units>,
+) -> Result<(SessionContext, crate::publish::Published, Location)> {
+    let wh = Location::open(&cfg.warehouse, true)?;
+    let ctx = crate::models::new_context();
+    let (ledger, periods) = crate::run::known_periods(&wh).await?;
+    let computed = crate::run::read_computed(&wh).await?;
+    let rankings = crate::ranking::read_commits(&wh).await?;
+    let published = crate::publish::Published::new(&ledger, &computed).with_rankings(&rankings);
+    let refs: Vec<&crate::periods::Period> = periods.iter().collect();
+    crate::models::register_state(
+        &ctx,
+        cfg,
+        Some((&wh, &published)),
+        Some(&ledger),
+        &refs,
+        units,
+    )
+    .await?;
+    crate::models::register_warehouse_models(&ctx, cfg, (&wh, &published)).await?;
+    Ok((ctx, published, wh))
+}
+
+/// Open a session and run one statement. A run that publishes new files removes the superseded
+/// ones (see `crate::publish`); a query that listed a table just before may find a file gone (an
+/// error, or a file DataFusion skips), and is then run again on a fresh listing (up to five
+/// times), so it answers from complete versions only.
 pub async fn query_warehouse(
     cfg: &Config,
     units: Option<&Units>,
@@ -59,21 +56,30 @@ pub async fn query_warehouse(
 ) -> Result<String> {
     let mut attempt = 0;
     loop {
-        let ctx = session(cfg, units).await?;
-        match query(&ctx, sql, format).await {
-            Err(e) if attempt < 3 && is_vanished_file(&e) => {
+        let (ctx, published, wh) = match snapshot_session(cfg, units).await {
+            // Reading a mart's schema from a file that was just vacuumed fails: list again.
+            Err(e) if attempt < 5 => {
                 attempt += 1;
-                tracing::debug!(error = %e, attempt, "a file was replaced while reading: listing again");
+                tracing::debug!(error = %e, attempt, "listing the warehouse failed: listing again");
+                continue;
             }
-            r => return r,
+            r => r?,
+        };
+        let r = query(&ctx, sql, format).await;
+        let vanished = !published.intact(&wh).await?;
+        if vanished && attempt < 5 {
+            attempt += 1;
+            tracing::debug!(attempt, "a file was replaced while reading: listing again");
+            continue;
         }
+        if vanished {
+            return Err(Error::Internal(format!(
+                "the warehouse {} kept replacing files while the query read them; try again",
+                wh.display
+            )));
+        }
+        return r;
     }
-}
-
-/// object_store's message for an object that does not exist (a listed file pruned meanwhile).
-fn is_vanished_file(e: &Error) -> bool {
-    let text = e.to_string();
-    text.contains("Object at location") && text.contains("not found")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

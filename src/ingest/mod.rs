@@ -118,15 +118,17 @@ pub fn partition(area: &str, table: &str, day: NaiveDate) -> String {
 }
 
 /// Write `batch` as this run's file of a partition folder (`part-<run_id>.parquet`, one put).
-/// Readers do not see it until a commit record publishes it (see `crate::publish`); a batch with
-/// no rows writes nothing, as a published run without a file reads as an empty partition.
+/// Readers do not see it until a commit record publishes it (see `crate::publish`). A batch with
+/// no rows writes nothing unless `keep_empty`: staging and quarantine days know their row counts
+/// from the ledger, so a published day without rows needs no file; marts always write one.
 pub(crate) async fn write_part(
     wh: &Location,
     folder: &str,
     run_id: &str,
     batch: &RecordBatch,
+    keep_empty: bool,
 ) -> Result<()> {
-    if batch.num_rows() == 0 {
+    if batch.num_rows() == 0 && !keep_empty {
         return Ok(());
     }
     let path = wh.path(&format!("{folder}/{}", crate::publish::part_name(run_id)));
@@ -258,6 +260,7 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
             &partition("staging", &source.name, day),
             &env.run_id,
             &batch,
+            false,
         )
         .await?;
         crate::failpoint::hit("ingest.staged");
@@ -266,6 +269,7 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
             &partition("quarantine", &source.name, day),
             &env.run_id,
             &q,
+            false,
         )
         .await
     })?;
