@@ -235,8 +235,44 @@ pub async fn vacuum(wh: &Location) -> Result<usize> {
             }
         }
     }
+    if let Some(root) = wh.local_root() {
+        for area in [
+            "staging",
+            "quarantine",
+            "marts",
+            "ledger",
+            "reports",
+            "runs",
+        ] {
+            removed += remove_staged_uploads(&root.join(area));
+        }
+    }
     if removed > 0 {
         tracing::info!(files = removed, "removed unpublished files of earlier runs");
     }
     Ok(removed)
+}
+
+/// On a local disk, a put writes `<name>#<n>` and renames it; a process killed mid-put leaves
+/// that file, which the store never lists. Remove them (under the lock: no put is in flight).
+fn remove_staged_uploads(dir: &std::path::Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in rd.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            removed += remove_staged_uploads(&path);
+            continue;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        let staged = name
+            .rsplit_once('#')
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if staged && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }

@@ -106,6 +106,13 @@ impl Location {
         }
     }
 
+    /// The local folder of a `file://` location.
+    pub fn local_root(&self) -> Option<std::path::PathBuf> {
+        (self.url.scheme() == "file")
+            .then(|| self.url.to_file_path().ok())
+            .flatten()
+    }
+
     /// The path of an object relative to this location's prefix.
     pub fn relative<'a>(&self, p: &'a Path) -> &'a str {
         let full = p.as_ref();

@@ -352,7 +352,11 @@ pub fn ledger_staged(warehouse: &Path) -> Vec<(String, u64)> {
     for source in ["dossiers", "documents", "signature_events", "procedures"] {
         let mut n = 0;
         if let Ok(rd) = std::fs::read_dir(warehouse.join("ledger").join(source)) {
-            for e in rd.flatten() {
+            // Only entries: a killed put may leave the store's temporary file beside them.
+            for e in rd
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            {
                 let v: serde_json::Value =
                     serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
                 n += v["staged"].as_u64().unwrap();
