@@ -89,6 +89,15 @@ fn shipped_configuration_is_valid() {
 /// Diagnostics of the shipped pipelines plus `extra` pipeline files and a plan file for 2022,
 /// including the SQL planning checks.
 fn plan_diagnostics(extra: &[&Path], targets: Option<&Path>) -> String {
+    plan_and_scheme_diagnostics(extra, targets, None)
+}
+
+/// The same with a ranking scheme for 2022 too.
+fn plan_and_scheme_diagnostics(
+    extra: &[&Path],
+    targets: Option<&Path>,
+    ranking: Option<&Path>,
+) -> String {
     let dir = tempfile::tempdir().unwrap();
     let pipelines = dir.path().join("pipelines");
     std::fs::create_dir_all(&pipelines).unwrap();
@@ -104,6 +113,9 @@ fn plan_diagnostics(extra: &[&Path], targets: Option<&Path>) -> String {
     std::fs::create_dir_all(dir.path().join("configs/plans/2022")).unwrap();
     if let Some(t) = targets {
         std::fs::copy(t, dir.path().join("configs/plans/2022/targets.yaml")).unwrap();
+    }
+    if let Some(r) = ranking {
+        std::fs::copy(r, dir.path().join("configs/plans/2022/ranking.yaml")).unwrap();
     }
     std::fs::write(dir.path().join("configs/local.yaml"), ENV).unwrap();
     let text = match config::load(
@@ -141,4 +153,21 @@ fn model_sql_is_planned_and_its_columns_checked() {
 fn the_shipped_plan_is_valid_with_its_sql() {
     let f = common::repo().join("configs/plans/2022/targets.yaml");
     assert_eq!(plan_diagnostics(&[], Some(&f)), "valid");
+}
+
+#[test]
+fn every_problem_of_a_ranking_scheme_is_reported() {
+    let t = common::repo().join("configs/plans/2022/targets.yaml");
+    let r = common::repo().join("tests/fixtures/invalid_plans/ranking.yaml");
+    insta::assert_snapshot!(plan_and_scheme_diagnostics(&[], Some(&t), Some(&r)));
+}
+
+#[test]
+fn the_shipped_ranking_scheme_is_valid() {
+    let t = common::repo().join("configs/plans/2022/targets.yaml");
+    let r = common::repo().join("configs/plans/2022/ranking.yaml");
+    assert_eq!(
+        plan_and_scheme_diagnostics(&[], Some(&t), Some(&r)),
+        "valid"
+    );
 }
