@@ -296,12 +296,7 @@ fn rank_summary(
     for tier in &scheme.tiers {
         let _ = writeln!(s, "\n{} ({})", tier.label, tier.tier);
         for r in o.ranking.ranking.iter().filter(|r| r.tier == tier.tier) {
-            let name = units
-                .rows
-                .iter()
-                .find(|u| u.unit_code == r.unit_code)
-                .map(|u| u.unit_name.as_str())
-                .unwrap_or("");
+            let name = crate::ranking::unit_name(units, &r.unit_code);
             let _ = writeln!(
                 s,
                 "  {:>3}  {:>7.2}  {}  {} {}{}",

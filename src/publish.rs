@@ -56,16 +56,6 @@ pub struct Published {
     torn: std::sync::atomic::AtomicBool,
 }
 
-/// Two sets of commit records are equal when they publish the same files.
-impl PartialEq for Published {
-    fn eq(&self, other: &Self) -> bool {
-        self.days == other.days
-            && self.periods == other.periods
-            && self.newest_refresh == other.newest_refresh
-            && self.years == other.years
-    }
-}
-
 impl Published {
     pub fn new(ledger: &[LedgerEntry], computed: &[Computed]) -> Self {
         Self {

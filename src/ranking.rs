@@ -65,8 +65,7 @@ pub struct InputTable {
     pub points: HashMap<(String, Option<String>), f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flag {
     NoData,
     MissingInput,
@@ -602,7 +601,8 @@ fn esc(s: &str) -> String {
     out
 }
 
-fn unit_name<'a>(units: &'a Units, code: &'a str) -> &'a str {
+/// A unit's name from units.csv (its code when unknown).
+pub fn unit_name<'a>(units: &'a Units, code: &'a str) -> &'a str {
     units
         .rows
         .iter()
@@ -815,21 +815,22 @@ pub fn report_xlsx(scheme: &Scheme, r: &Ranking, units: &Units) -> Result<Vec<u8
     };
     {
         let ws = wb.add_worksheet().set_name("Xếp hạng").map_err(x)?;
-        for (c, head) in [
-            "Năm",
-            "Khối",
-            "Hạng",
-            "Mã đơn vị",
-            "Đơn vị",
-            "Tổng điểm",
-            "Xếp loại",
-            "Số tiêu chí cần lưu ý",
-        ]
-        .iter()
-        .enumerate()
-        {
-            ws.write_with_format(0, c as u16, *head, &bold).map_err(x)?;
-        }
+        ws.write_row_with_format(
+            0,
+            0,
+            [
+                "Năm",
+                "Khối",
+                "Hạng",
+                "Mã đơn vị",
+                "Đơn vị",
+                "Tổng điểm",
+                "Xếp loại",
+                "Số tiêu chí cần lưu ý",
+            ],
+            &bold,
+        )
+        .map_err(x)?;
         for (i, k) in r.ranking.iter().enumerate() {
             let row = i as u32 + 1;
             ws.write(row, 0, r.year).map_err(x)?;
@@ -846,25 +847,26 @@ pub fn report_xlsx(scheme: &Scheme, r: &Ranking, units: &Units) -> Result<Vec<u8
     }
     {
         let ws = wb.add_worksheet().set_name("Điểm chi tiết").map_err(x)?;
-        for (c, head) in [
-            "Năm",
-            "Khối",
-            "Mã đơn vị",
-            "Đơn vị",
-            "Mã tiêu chí",
-            "Tiêu chí",
-            "Giá trị đo",
-            "Tử số",
-            "Mẫu số",
-            "Điểm",
-            "Tối đa",
-            "Ghi chú",
-        ]
-        .iter()
-        .enumerate()
-        {
-            ws.write_with_format(0, c as u16, *head, &bold).map_err(x)?;
-        }
+        ws.write_row_with_format(
+            0,
+            0,
+            [
+                "Năm",
+                "Khối",
+                "Mã đơn vị",
+                "Đơn vị",
+                "Mã tiêu chí",
+                "Tiêu chí",
+                "Giá trị đo",
+                "Tử số",
+                "Mẫu số",
+                "Điểm",
+                "Tối đa",
+                "Ghi chú",
+            ],
+            &bold,
+        )
+        .map_err(x)?;
         for (i, s) in r.scores.iter().enumerate() {
             let row = i as u32 + 1;
             let crit = scheme

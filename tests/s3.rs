@@ -101,11 +101,14 @@ fn the_warehouse_works_on_an_s3_compatible_store() {
         .to_string();
     let local = dir.path().join("wh").display().to_string();
     let s3 = "s3://cchc/warehouse";
+    let s3_bin = || {
+        let mut c = bin(&landing, s3);
+        s3_env(&mut c, &moto.endpoint);
+        c
+    };
 
     backfill_ok(&landing, &local, "2022-01-01", "2022-01-12", &[]);
-    let mut c = bin(&landing, s3);
-    s3_env(&mut c, &moto.endpoint);
-    let out = c
+    let out = s3_bin()
         .args(["backfill", "--from", "2022-01-01", "--to", "2022-01-12"])
         .output()
         .unwrap();
@@ -130,18 +133,17 @@ fn the_warehouse_works_on_an_s3_compatible_store() {
         .unwrap();
     let again = rt.block_on(cchc::lock::Lock::acquire(&wh, "second", "test"));
     assert!(again.is_err(), "a second lock was granted on S3");
-    let mut c = bin(&landing, s3);
-    s3_env(&mut c, &moto.endpoint);
-    let out = c.args(["run", "--date", "2022-01-05"]).output().unwrap();
+    let out = s3_bin()
+        .args(["run", "--date", "2022-01-05"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("locked by run held-by-test"));
     rt.block_on(lock.release()).unwrap();
 
     // A run killed before publishing its marts; then the repair.
     let before = dump(&config_for(&landing, s3));
-    let mut c = bin(&landing, s3);
-    s3_env(&mut c, &moto.endpoint);
-    let out = c
+    let out = s3_bin()
         .args([
             "backfill",
             "--from",
@@ -160,9 +162,7 @@ fn the_warehouse_works_on_an_s3_compatible_store() {
         &before,
         "S3 after the kill",
     );
-    let mut c = bin(&landing, s3);
-    s3_env(&mut c, &moto.endpoint);
-    let out = c
+    let out = s3_bin()
         .args(["backfill", "--from", "2022-01-01", "--to", "2022-01-12"])
         .output()
         .unwrap();

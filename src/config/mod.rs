@@ -167,19 +167,21 @@ impl Config {
     /// The plan whose targets apply to periods of `year`: that year's plan, else the newest
     /// earlier one (a plan stays in force until the next is written).
     pub fn plan_for(&self, year: i32) -> Option<&Plan> {
-        self.plans
-            .iter()
-            .filter(|p| p.year <= year)
-            .max_by_key(|p| p.year)
+        in_force(&self.plans, year, |p| p.year)
     }
 
     /// The ranking scheme of `year`: that year's, else the newest earlier one.
     pub fn scheme_for(&self, year: i32) -> Option<&Scheme> {
-        self.schemes
-            .iter()
-            .filter(|p| p.year <= year)
-            .max_by_key(|p| p.year)
+        in_force(&self.schemes, year, |s| s.year)
     }
+}
+
+/// Of yearly documents, the one in force in `year`: that year's, else the newest earlier one.
+fn in_force<T>(items: &[T], year: i32, year_of: impl Fn(&T) -> i32) -> Option<&T> {
+    items
+        .iter()
+        .filter(|x| year_of(x) <= year)
+        .max_by_key(|x| year_of(x))
 }
 
 /// Runtime overrides (environment, then flags) applied over the config file.
@@ -598,10 +600,7 @@ fn load_plans(
             continue;
         };
         let sfile = clean_path(&path).display().to_string();
-        let plan = plans
-            .iter()
-            .filter(|p| p.year <= *year)
-            .max_by_key(|p| p.year);
+        let plan = in_force(&plans, *year, |p| p.year);
         if let Some(s) = ranking::validate_scheme(*year, raw, &sfile, plan, diags) {
             schemes.push(s);
         }
