@@ -15,7 +15,8 @@ build: ## build the release binary
 demo: build ## generate a synthetic province-quarter and ingest every day of it (local warehouse in .cchc/)
 	$(BIN) demo
 
-test: ## run every test (release profile)
+test: ## run every test (release profile); installs what they need besides crates (.ci/setup)
+	.ci/setup
 	$(CARGO) test --release --locked
 
 fmt: ## format the code

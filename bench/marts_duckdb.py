@@ -1,6 +1,6 @@
 """The peer of `cchc refresh --full`: DuckDB (2 threads) runs the same model SQL of
 pipelines/compliance.yaml over the same staged Parquet, with the same versions and state views
-(src/state.rs) and the same periods, materialises every mart and writes it to Parquet.
+(src/warehouse/state.rs) and the same periods, materialises every mart and writes it to Parquet.
 
 usage: marts_duckdb.py WAREHOUSE OUT_DIR FIRST_DAY LAST_DAY
 """

@@ -134,7 +134,7 @@ pub fn render(cfg: &Config) -> String {
                     esc(&c.label),
                     c.max_points,
                     source,
-                    esc(&c.rule.describe(c.max_points))
+                    esc(&crate::report::vi::rule_text(&c.rule, c.max_points))
                 ));
             }
             o.push('\n');

@@ -4,7 +4,7 @@
 use datafusion::prelude::SessionContext;
 use rustyline::error::ReadlineError;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::sql::{query, OutputFormat};
 
 const HELP: &str = "\\d              list tables and views

@@ -1,16 +1,21 @@
 //! The analysts' SQL surface: a DataFusion session in which every staging table is registered by
-//! its source name, with its versions and state views (see `state`), the marts and the target
-//! results (see `models`). Quarantine holds raw personal data and is never registered.
+//! its source name, with its versions and state views (see `crate::warehouse::state`), the marts,
+//! the target results (see `crate::warehouse::models`) and the ranking tables. Quarantine holds raw personal data and is never registered.
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 
+use crate::base::error::{Error, Result};
+use crate::config::units::Units;
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::ingest::units::Units;
-use crate::storage::Location;
+use crate::store::location::Location;
+use crate::store::publish::Published;
+use crate::warehouse::models::{
+    new_context, register_files, register_state, register_warehouse_models,
+};
+use crate::warehouse::periods::{known_periods, Period};
 
 /// A session with the warehouse's tables registered: staging and its `_versions`/`_state`
 /// views, `periods` (every period of the ingested days), `units`, `unit_groups`, the view models,
@@ -23,15 +28,13 @@ pub async fn session(cfg: &Config, units: Option<&Units>) -> Result<SessionConte
 pub async fn snapshot_session(
     cfg: &Config,
     units: Option<&Units>,
-) -> Result<(SessionContext, crate::publish::Published, Location)> {
+) -> Result<(SessionContext, Published, Location)> {
     let wh = Location::open(&cfg.warehouse, true)?;
-    let ctx = crate::models::new_context();
-    let (ledger, periods) = crate::run::known_periods(&wh).await?;
-    let computed = crate::run::read_computed(&wh).await?;
-    let rankings = crate::ranking::read_commits(&wh).await?;
-    let published = crate::publish::Published::new(&ledger, &computed).with_rankings(&rankings);
-    let refs: Vec<&crate::periods::Period> = periods.iter().collect();
-    crate::models::register_state(
+    let ctx = new_context();
+    let (ledger, periods) = known_periods(&wh).await?;
+    let published = Published::with_ledger(&wh, &ledger).await?;
+    let refs: Vec<&Period> = periods.iter().collect();
+    register_state(
         &ctx,
         cfg,
         Some((&wh, &published)),
@@ -40,12 +43,25 @@ pub async fn snapshot_session(
         units,
     )
     .await?;
-    crate::models::register_warehouse_models(&ctx, cfg, (&wh, &published)).await?;
+    register_warehouse_models(&ctx, cfg, (&wh, &published)).await?;
+    for (name, schema) in [
+        ("par_scores", crate::ranking::tables::scores_schema()),
+        ("par_ranking", crate::ranking::tables::ranking_schema()),
+    ] {
+        register_files(
+            &ctx,
+            (&wh, &published),
+            name,
+            &format!("marts/{name}"),
+            Some(schema),
+        )
+        .await?;
+    }
     Ok((ctx, published, wh))
 }
 
 /// Open a session and run one statement. A run that publishes new files removes the superseded
-/// ones (see `crate::publish`); a query that listed a table just before may find a file gone (an
+/// ones (see `crate::store::publish`); a query that listed a table just before may find a file gone (an
 /// error, or a file DataFusion skips), and is then run again on a fresh listing (up to five
 /// times), so it answers from complete versions only.
 pub async fn query_warehouse(

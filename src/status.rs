@@ -3,10 +3,12 @@
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::base::error::{Error, Result};
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::run::{read_computed, source_day_states, DayState, SourceDayState};
-use crate::storage::Location;
+use crate::ingest::landing::{source_day_states, DayState, SourceDayState};
+use crate::store::location::Location;
+use crate::store::{commits, ledger};
+use crate::warehouse::periods::{periods_of, stale};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -15,15 +17,6 @@ struct Report<'a> {
     source_days: &'a [SourceDayState],
     /// Periods whose marts and checks are missing or out of date.
     stale_periods: Vec<String>,
-}
-
-fn state_name(s: DayState) -> &'static str {
-    match s {
-        DayState::Ingested => "ingested",
-        DayState::Changed => "changed",
-        DayState::Pending => "pending",
-        DayState::Missing => "missing",
-    }
 }
 
 /// The status report, as a table or JSON.
@@ -35,18 +28,18 @@ pub async fn status(
 ) -> Result<String> {
     let wh = Location::open(&cfg.warehouse, true)?;
     let landing = Location::open(&cfg.landing, false)?;
-    let ledger = crate::ledger::read_all(&wh).await?;
-    let first = from.or_else(|| ledger.first().map(|e| e.day.extract_date));
-    let last = to.or_else(|| ledger.last().map(|e| e.day.extract_date));
+    let entries = ledger::read_all(&wh).await?;
+    let first = from.or_else(|| entries.first().map(|e| e.day.extract_date));
+    let last = to.or_else(|| entries.last().map(|e| e.day.extract_date));
     let days: Vec<NaiveDate> = match (first, last) {
         (Some(a), Some(b)) if a <= b => a.iter_days().take_while(|d| *d <= b).collect(),
         (Some(a), Some(b)) => return Err(Error::Usage(format!("--to {b} is before --from {a}"))),
         _ => Vec::new(),
     };
-    let states = source_day_states(cfg, &landing, &ledger, &days).await?;
-    let all = crate::periods::periods_of(&crate::ledger::ingested_days(&ledger));
-    let computed = read_computed(&wh).await?;
-    let stale: Vec<String> = crate::periods::stale(&all, &computed, &ledger)
+    let states = source_day_states(cfg, &landing, &entries, &days).await?;
+    let all = periods_of(&ledger::ingested_days(&entries));
+    let computed = commits::read_periods(&wh).await?;
+    let stale: Vec<String> = stale(&all, &computed, &entries)
         .into_iter()
         .map(|p| p.id.clone())
         .collect();
@@ -81,7 +74,7 @@ pub async fn status(
             "{:<10} {:<18} {:<9} {:>5} {:>9} {:>9} {:>6} {:>5}  {:<30} {}\n",
             s.day.to_string(),
             s.source,
-            state_name(s.state),
+            s.state.name(),
             s.landing_files,
             read,
             staged,

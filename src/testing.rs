@@ -23,10 +23,11 @@ use datafusion::prelude::SessionContext;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::base::error::{Diagnostic, Error, Result};
+use crate::config::units::{Unit, Units};
 use crate::config::{self, Config};
-use crate::error::{Error, Result};
-use crate::ingest::units::{Unit, Units};
-use crate::periods::{periods_of, Period};
+use crate::warehouse::periods::{periods_of, Period};
+use crate::warehouse::{checks, models};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,7 +96,7 @@ async fn run_yaml(cfg: &Config, path: &Path, name: &str, report: &mut Report) ->
     let text =
         std::fs::read_to_string(path).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
     let file: TestFile = serde_saphyr::from_str(&text).map_err(|e| {
-        Error::Config(vec![crate::error::Diagnostic {
+        Error::Config(vec![Diagnostic {
             code: "C002",
             file: name.to_string(),
             line: e.location().map(|l| l.line()).unwrap_or(0),
@@ -212,7 +213,7 @@ async fn run_unit_test(cfg: &Config, t: &UnitTest) -> std::result::Result<(), St
     let periods = periods_of(&days);
     let refs: Vec<&Period> = periods.iter().collect();
     let units = test_units(t);
-    let ctx = crate::models::new_context();
+    let ctx = models::new_context();
     for table in t.given.keys() {
         if cfg.source(table).is_none() {
             return Err(format!(
@@ -230,27 +231,27 @@ async fn run_unit_test(cfg: &Config, t: &UnitTest) -> std::result::Result<(), St
         };
         ctx.register_table(
             source.name.as_str(),
-            crate::models::mem_table(schema, batches).map_err(|e| e.to_string())?,
+            models::mem_table(schema, batches).map_err(|e| e.to_string())?,
         )
         .map_err(|e| e.to_string())?;
     }
-    crate::models::register_views(&ctx, cfg, None, &refs, Some(&units))
+    models::register_views(&ctx, cfg, None, &refs, Some(&units))
         .await
         .map_err(|e| e.to_string())?;
-    crate::models::compute(&ctx, cfg)
+    models::compute(&ctx, cfg)
         .await
         .map_err(|e| e.to_string())?;
-    let ev = crate::checks::evaluate(&ctx, cfg, &refs, &units)
+    let ev = checks::evaluate(&ctx, cfg, &refs, &units)
         .await
         .map_err(|e| e.to_string())?;
     for (name, rows) in [
         ("target_results", &ev.rows),
         ("target_results_district", &ev.district_rows),
     ] {
-        let b = crate::checks::results_batch(rows).map_err(|e| e.to_string())?;
+        let b = checks::results_batch(rows).map_err(|e| e.to_string())?;
         ctx.register_table(
             name,
-            crate::models::mem_table(b.schema(), vec![b]).map_err(|e| e.to_string())?,
+            models::mem_table(b.schema(), vec![b]).map_err(|e| e.to_string())?,
         )
         .map_err(|e| e.to_string())?;
     }
@@ -372,15 +373,13 @@ async fn run_slt(cfg: &Config, path: &Path) -> std::result::Result<(), String> {
     let mut runner = sqllogictest::Runner::new(move || {
         let cfg = cfg.clone();
         async move {
-            let ctx = crate::models::new_context();
-            crate::models::register_state(&ctx, &cfg, None, None, &[], None)
+            let ctx = models::new_context();
+            models::register_state(&ctx, &cfg, None, None, &[], None)
                 .await
                 .map_err(SltError::from)?;
             for m in &cfg.models {
                 // Marts too are views here: the file inserts rows and queries them.
-                crate::models::create_view(&ctx, m)
-                    .await
-                    .map_err(SltError::from)?;
+                models::create_view(&ctx, m).await.map_err(SltError::from)?;
             }
             Ok::<_, SltError>(SltDb { ctx })
         }

@@ -69,7 +69,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
 /// Which mapping a key belongs to, by where it stands. The key lists mirror the structs of
 /// `raw.rs`; a test below compares them with the fields serde itself expects.
 #[derive(Clone, Copy)]
-pub enum Kind {
+pub enum FileKind {
     Env,
     Pipeline,
     Source,
@@ -91,10 +91,10 @@ pub enum Kind {
     Step,
 }
 
-impl Kind {
+impl FileKind {
     fn keys(self) -> &'static [&'static str] {
         match self {
-            Kind::Env => &[
+            FileKind::Env => &[
                 "pipelines",
                 "landing",
                 "warehouse",
@@ -102,8 +102,8 @@ impl Kind {
                 "pii_key_env",
                 "plans",
             ],
-            Kind::Pipeline => &["system", "description", "sources", "models"],
-            Kind::Source => &[
+            FileKind::Pipeline => &["system", "description", "sources", "models"],
+            FileKind::Source => &[
                 "name",
                 "description",
                 "files",
@@ -114,8 +114,8 @@ impl Kind {
                 "rules",
                 "missing_day",
             ],
-            Kind::Format => &["type", "service"],
-            Kind::Column => &[
+            FileKind::Format => &["type", "service"],
+            FileKind::Column => &[
                 "name",
                 "from",
                 "type",
@@ -128,12 +128,12 @@ impl Kind {
                 "fields",
                 "description",
             ],
-            Kind::Rule => &["when", "require_any", "reason"],
-            Kind::When => &["column", "in"],
-            Kind::Model => &["name", "description", "materialized", "sql", "columns"],
-            Kind::ModelColumn => &["name", "description"],
-            Kind::Plan => &["plan", "targets", "unmeasurable"],
-            Kind::Target => &[
+            FileKind::Rule => &["when", "require_any", "reason"],
+            FileKind::When => &["column", "in"],
+            FileKind::Model => &["name", "description", "materialized", "sql", "columns"],
+            FileKind::ModelColumn => &["name", "description"],
+            FileKind::Plan => &["plan", "targets", "unmeasurable"],
+            FileKind::Target => &[
                 "id",
                 "plan_text",
                 "description",
@@ -148,67 +148,67 @@ impl Kind {
                 "threshold",
                 "severity",
             ],
-            Kind::Unmeasurable => &["id", "plan_text", "reason"],
-            Kind::Scheme => &["title", "inputs", "bands", "tiers"],
-            Kind::SchemeInput => &["name", "file", "description"],
-            Kind::Band => &["band", "min"],
-            Kind::Tier => &["tier", "label", "criteria"],
-            Kind::Criterion => &["id", "label", "max_points", "rule"],
-            Kind::RankRule => &[
+            FileKind::Unmeasurable => &["id", "plan_text", "reason"],
+            FileKind::Scheme => &["title", "inputs", "bands", "tiers"],
+            FileKind::SchemeInput => &["name", "file", "description"],
+            FileKind::Band => &["band", "min"],
+            FileKind::Tier => &["tier", "label", "criteria"],
+            FileKind::Criterion => &["id", "label", "max_points", "rule"],
+            FileKind::RankRule => &[
                 "kind", "target", "goal", "per_case", "floor", "steps", "input",
             ],
-            Kind::Step => &["min", "points"],
+            FileKind::Step => &["min", "points"],
         }
     }
 
     fn what(self) -> &'static str {
         match self {
-            Kind::Env => "environment config",
-            Kind::Pipeline => "pipeline",
-            Kind::Source => "source",
-            Kind::Format => "format",
-            Kind::Column => "column",
-            Kind::Rule => "rule",
-            Kind::When => "rule condition",
-            Kind::Model => "model",
-            Kind::ModelColumn => "model column",
-            Kind::Plan => "plan",
-            Kind::Target => "target",
-            Kind::Unmeasurable => "unmeasurable target",
-            Kind::Scheme => "ranking scheme",
-            Kind::SchemeInput => "ranking input",
-            Kind::Band => "band",
-            Kind::Tier => "tier",
-            Kind::Criterion => "criterion",
-            Kind::RankRule => "scoring rule",
-            Kind::Step => "step",
+            FileKind::Env => "environment config",
+            FileKind::Pipeline => "pipeline",
+            FileKind::Source => "source",
+            FileKind::Format => "format",
+            FileKind::Column => "column",
+            FileKind::Rule => "rule",
+            FileKind::When => "rule condition",
+            FileKind::Model => "model",
+            FileKind::ModelColumn => "model column",
+            FileKind::Plan => "plan",
+            FileKind::Target => "target",
+            FileKind::Unmeasurable => "unmeasurable target",
+            FileKind::Scheme => "ranking scheme",
+            FileKind::SchemeInput => "ranking input",
+            FileKind::Band => "band",
+            FileKind::Tier => "tier",
+            FileKind::Criterion => "criterion",
+            FileKind::RankRule => "scoring rule",
+            FileKind::Step => "step",
         }
     }
 
     /// The kind of the mapping(s) under `key` of this kind.
-    fn child(self, key: &str) -> Option<Kind> {
+    fn child(self, key: &str) -> Option<FileKind> {
         match (self, key) {
-            (Kind::Pipeline, "sources") => Some(Kind::Source),
-            (Kind::Source, "format") => Some(Kind::Format),
-            (Kind::Source, "columns") | (Kind::Column, "fields") => Some(Kind::Column),
-            (Kind::Source, "rules") => Some(Kind::Rule),
-            (Kind::Rule, "when") => Some(Kind::When),
-            (Kind::Pipeline, "models") => Some(Kind::Model),
-            (Kind::Model, "columns") => Some(Kind::ModelColumn),
-            (Kind::Plan, "targets") => Some(Kind::Target),
-            (Kind::Plan, "unmeasurable") => Some(Kind::Unmeasurable),
-            (Kind::Scheme, "inputs") => Some(Kind::SchemeInput),
-            (Kind::Scheme, "bands") => Some(Kind::Band),
-            (Kind::Scheme, "tiers") => Some(Kind::Tier),
-            (Kind::Tier, "criteria") => Some(Kind::Criterion),
-            (Kind::Criterion, "rule") => Some(Kind::RankRule),
-            (Kind::RankRule, "steps") => Some(Kind::Step),
+            (FileKind::Pipeline, "sources") => Some(FileKind::Source),
+            (FileKind::Source, "format") => Some(FileKind::Format),
+            (FileKind::Source, "columns") | (FileKind::Column, "fields") => Some(FileKind::Column),
+            (FileKind::Source, "rules") => Some(FileKind::Rule),
+            (FileKind::Rule, "when") => Some(FileKind::When),
+            (FileKind::Pipeline, "models") => Some(FileKind::Model),
+            (FileKind::Model, "columns") => Some(FileKind::ModelColumn),
+            (FileKind::Plan, "targets") => Some(FileKind::Target),
+            (FileKind::Plan, "unmeasurable") => Some(FileKind::Unmeasurable),
+            (FileKind::Scheme, "inputs") => Some(FileKind::SchemeInput),
+            (FileKind::Scheme, "bands") => Some(FileKind::Band),
+            (FileKind::Scheme, "tiers") => Some(FileKind::Tier),
+            (FileKind::Tier, "criteria") => Some(FileKind::Criterion),
+            (FileKind::Criterion, "rule") => Some(FileKind::RankRule),
+            (FileKind::RankRule, "steps") => Some(FileKind::Step),
             _ => None,
         }
     }
 }
 
-fn walk(node: &Node, kind: Kind, file: &str, diags: &mut Diagnostics) {
+fn walk(node: &Node, kind: FileKind, file: &str, diags: &mut Diagnostics) {
     match node {
         Node::Seq(items) => items.iter().for_each(|n| walk(n, kind, file, diags)),
         Node::Map(pairs) => {
@@ -236,7 +236,12 @@ fn walk(node: &Node, kind: Kind, file: &str, diags: &mut Diagnostics) {
 }
 
 /// Report every unknown key of `text`; false when the text is not even YAML (nothing reported).
-pub fn report_unknown_keys(text: &str, kind: Kind, file: &str, diags: &mut Diagnostics) -> bool {
+pub fn report_unknown_keys(
+    text: &str,
+    kind: FileKind,
+    file: &str,
+    diags: &mut Diagnostics,
+) -> bool {
     match serde_saphyr::from_str::<Node>(text) {
         Ok(root) => {
             walk(&root, kind, file, diags);
@@ -252,7 +257,7 @@ mod tests {
         RawColumn, RawEnv, RawModel, RawModelColumn, RawPipeline, RawPlan, RawRule, RawSource,
         RawTarget, RawUnmeasurable, RawWhen,
     };
-    use super::Kind;
+    use super::FileKind;
 
     /// The fields serde expects for `T`, read from its "unknown field" message.
     fn serde_fields<T: serde::de::DeserializeOwned>() -> Vec<String> {
@@ -273,7 +278,7 @@ mod tests {
         v
     }
 
-    fn listed(kind: Kind) -> Vec<String> {
+    fn listed(kind: FileKind) -> Vec<String> {
         let mut v: Vec<String> = kind.keys().iter().map(|k| k.to_string()).collect();
         v.sort();
         v
@@ -281,29 +286,33 @@ mod tests {
 
     #[test]
     fn key_lists_match_the_raw_structs() {
-        assert_eq!(listed(Kind::Env), serde_fields::<RawEnv>());
-        assert_eq!(listed(Kind::Pipeline), serde_fields::<RawPipeline>());
-        assert_eq!(listed(Kind::Source), serde_fields::<RawSource>());
-        assert_eq!(listed(Kind::Column), serde_fields::<RawColumn>());
-        assert_eq!(listed(Kind::Rule), serde_fields::<RawRule>());
-        assert_eq!(listed(Kind::When), serde_fields::<RawWhen>());
-        assert_eq!(listed(Kind::Model), serde_fields::<RawModel>());
-        assert_eq!(listed(Kind::ModelColumn), serde_fields::<RawModelColumn>());
-        assert_eq!(listed(Kind::Plan), serde_fields::<RawPlan>());
-        assert_eq!(listed(Kind::Target), serde_fields::<RawTarget>());
+        assert_eq!(listed(FileKind::Env), serde_fields::<RawEnv>());
+        assert_eq!(listed(FileKind::Pipeline), serde_fields::<RawPipeline>());
+        assert_eq!(listed(FileKind::Source), serde_fields::<RawSource>());
+        assert_eq!(listed(FileKind::Column), serde_fields::<RawColumn>());
+        assert_eq!(listed(FileKind::Rule), serde_fields::<RawRule>());
+        assert_eq!(listed(FileKind::When), serde_fields::<RawWhen>());
+        assert_eq!(listed(FileKind::Model), serde_fields::<RawModel>());
         assert_eq!(
-            listed(Kind::Unmeasurable),
+            listed(FileKind::ModelColumn),
+            serde_fields::<RawModelColumn>()
+        );
+        assert_eq!(listed(FileKind::Plan), serde_fields::<RawPlan>());
+        assert_eq!(listed(FileKind::Target), serde_fields::<RawTarget>());
+        assert_eq!(
+            listed(FileKind::Unmeasurable),
             serde_fields::<RawUnmeasurable>()
         );
-        use super::super::ranking::{
-            RawBand, RawCriterion, RawInput, RawRule as RawRankRule, RawScheme, RawStep, RawTier,
+        use super::super::scheme::{
+            RawBand, RawCriterion, RawInput, RawScheme, RawScoreRule as RawRankRule, RawStep,
+            RawTier,
         };
-        assert_eq!(listed(Kind::Scheme), serde_fields::<RawScheme>());
-        assert_eq!(listed(Kind::SchemeInput), serde_fields::<RawInput>());
-        assert_eq!(listed(Kind::Band), serde_fields::<RawBand>());
-        assert_eq!(listed(Kind::Tier), serde_fields::<RawTier>());
-        assert_eq!(listed(Kind::Criterion), serde_fields::<RawCriterion>());
-        assert_eq!(listed(Kind::RankRule), serde_fields::<RawRankRule>());
-        assert_eq!(listed(Kind::Step), serde_fields::<RawStep>());
+        assert_eq!(listed(FileKind::Scheme), serde_fields::<RawScheme>());
+        assert_eq!(listed(FileKind::SchemeInput), serde_fields::<RawInput>());
+        assert_eq!(listed(FileKind::Band), serde_fields::<RawBand>());
+        assert_eq!(listed(FileKind::Tier), serde_fields::<RawTier>());
+        assert_eq!(listed(FileKind::Criterion), serde_fields::<RawCriterion>());
+        assert_eq!(listed(FileKind::RankRule), serde_fields::<RawRankRule>());
+        assert_eq!(listed(FileKind::Step), serde_fields::<RawStep>());
     }
 }

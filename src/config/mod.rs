@@ -13,17 +13,21 @@
 
 pub mod keys;
 pub mod plan;
-pub mod ranking;
 pub mod raw;
+pub mod scheme;
+pub mod sources;
+pub mod units;
 
 use std::path::{Path, PathBuf};
 
 use serde_saphyr::{Location, Spanned};
 
-use crate::error::{Diagnostic, Error, Result};
-pub use plan::{Comparator, Grouping, Materialized, Measure, Model, Plan, Severity, Target};
-pub use ranking::Scheme;
+use crate::base::error::{Diagnostic, Error, Result};
+pub use plan::{
+    Comparator, Grouping, Materialized, Measure, Model, PeriodKind, Plan, Severity, Target,
+};
 use raw::{RawColumn, RawEnv, RawFormat, RawPipeline, RawPlan, RawSource};
+pub use scheme::Scheme;
 
 /// Default config file of the embedded local environment.
 pub const DEFAULT_CONFIG: &str = "configs/local.yaml";
@@ -257,7 +261,7 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
 /// key of the file when that is what stopped the parse, else the one error.
 pub fn parse_yaml<T: serde::de::DeserializeOwned>(
     path: &Path,
-    kind: keys::Kind,
+    kind: keys::FileKind,
     diags: &mut Diagnostics,
 ) -> Option<T> {
     let file = clean_path(path).display().to_string();
@@ -360,7 +364,7 @@ fn load_collecting(
     overrides: &Overrides,
     diags: &mut Diagnostics,
 ) -> Option<Config> {
-    let env: RawEnv = parse_yaml(config_file, keys::Kind::Env, diags)?;
+    let env: RawEnv = parse_yaml(config_file, keys::FileKind::Env, diags)?;
     let base = config_file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let file = clean_path(config_file).display().to_string();
     let pipelines_dir = clean_path(
@@ -432,7 +436,7 @@ fn load_collecting(
     let mut seen_systems: Vec<String> = Vec::new();
     let mut all_parsed = true;
     for path in &files {
-        let Some(p) = parse_yaml::<RawPipeline>(path, keys::Kind::Pipeline, diags) else {
+        let Some(p) = parse_yaml::<RawPipeline>(path, keys::FileKind::Pipeline, diags) else {
             all_parsed = false;
             continue;
         };
@@ -500,7 +504,7 @@ fn load_collecting(
     for m in &models {
         if sources
             .iter()
-            .any(|s| s.name == m.name || crate::state::reserved_names(s).contains(&m.name))
+            .any(|s| s.name == m.name || sources::reserved_names(s).contains(&m.name))
         {
             diags.push_at(
                 "C006",
@@ -582,7 +586,7 @@ fn load_plans(
         if !path.exists() {
             continue;
         }
-        let Some(raw) = parse_yaml::<RawPlan>(&path, keys::Kind::Plan, diags) else {
+        let Some(raw) = parse_yaml::<RawPlan>(&path, keys::FileKind::Plan, diags) else {
             continue;
         };
         let pfile = clean_path(&path).display().to_string();
@@ -596,12 +600,13 @@ fn load_plans(
         if !path.exists() {
             continue;
         }
-        let Some(raw) = parse_yaml::<ranking::RawScheme>(&path, keys::Kind::Scheme, diags) else {
+        let Some(raw) = parse_yaml::<scheme::RawScheme>(&path, keys::FileKind::Scheme, diags)
+        else {
             continue;
         };
         let sfile = clean_path(&path).display().to_string();
         let plan = in_force(&plans, *year, |p| p.year);
-        if let Some(s) = ranking::validate_scheme(*year, raw, &sfile, plan, diags) {
+        if let Some(s) = scheme::validate_scheme(*year, raw, &sfile, plan, diags) {
             schemes.push(s);
         }
     }
@@ -689,7 +694,7 @@ fn validate_source(
                     .when
                     .values
                     .iter()
-                    .map(|v| crate::ingest::text::nfc(v))
+                    .map(|v| crate::base::text::nfc(v))
                     .collect(),
                 require_any: req.into_iter().flatten().collect(),
                 reason: r.reason.clone(),
@@ -906,7 +911,7 @@ fn validate_columns(cols: &[RawColumn], file: &str, diags: &mut Diagnostics) -> 
         if let Some(kind) = kind {
             out.push(Column {
                 name: c.name.value.clone(),
-                from: crate::ingest::text::nfc(&c.from.value),
+                from: crate::base::text::nfc(&c.from.value),
                 kind,
                 required: c.required,
                 nullable: c.nullable,
@@ -914,7 +919,7 @@ fn validate_columns(cols: &[RawColumn], file: &str, diags: &mut Diagnostics) -> 
                 allowed: c
                     .allowed
                     .as_ref()
-                    .map(|v| v.iter().map(|s| crate::ingest::text::nfc(s)).collect()),
+                    .map(|v| v.iter().map(|s| crate::base::text::nfc(s)).collect()),
                 references_units,
                 description: c.description.clone().unwrap_or_default(),
             });

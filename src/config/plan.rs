@@ -1,7 +1,7 @@
 //! Validated models (SQL views and marts over the state tables) and reform-plan targets.
 //!
 //! What can be checked without a query engine is checked here (names, kinds, comparators,
-//! thresholds, references between targets and marts). `crate::models::check_sql` then plans every
+//! thresholds, references between targets and marts). `crate::warehouse::validate::check_sql` then plans every
 //! model's SQL and checks declared columns and the targets' columns against what the SQL
 //! returns (codes C011–C013).
 
@@ -9,7 +9,32 @@ use serde_saphyr::Spanned;
 
 use super::raw::{RawModel, RawPlan, RawTarget};
 use super::{did_you_mean, is_identifier, Diagnostics};
-use crate::periods::PeriodKind;
+
+/// The kinds of reporting period a target is checked over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PeriodKind {
+    Month,
+    Year,
+}
+
+impl PeriodKind {
+    pub const NAMES: [&'static str; 2] = ["month", "year"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PeriodKind::Month => "month",
+            PeriodKind::Year => "year",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "month" => Some(PeriodKind::Month),
+            "year" => Some(PeriodKind::Year),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Materialized {
@@ -242,7 +267,7 @@ pub(super) fn validate_model(m: RawModel, file: &str, diags: &mut Diagnostics) -
         name: m.name.value,
         description: m.description.unwrap_or_default(),
         materialized,
-        sql: crate::ingest::text::nfc(&m.sql.value),
+        sql: crate::base::text::nfc(&m.sql.value),
         columns,
         file: file.to_string(),
         sql_at: (m.sql.referenced.line(), m.sql.referenced.column()),

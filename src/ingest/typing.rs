@@ -12,8 +12,10 @@ use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 
-use super::text::{nfc_cow, Pseudonymiser};
+use super::pseudonymise::Pseudonymiser;
 use super::value::Val;
+use crate::base::dates::date_to_days;
+use crate::base::text::nfc_cow;
 use crate::config::{Column, DateFormat, Kind, Source, TsFormat};
 
 /// Time zone of every local timestamp in the extracts.
@@ -67,11 +69,6 @@ pub enum Typed<'a> {
 pub struct Context<'c> {
     pub units: &'c foldhash::HashSet<String>,
     pub pii: &'c Pseudonymiser,
-}
-
-fn days_from_ce(d: NaiveDate) -> i32 {
-    use chrono::Datelike;
-    d.num_days_from_ce() - 719_163
 }
 
 fn local_micros(dt: NaiveDateTime) -> Option<i64> {
@@ -242,7 +239,7 @@ pub fn convert<'a>(col: &Column, v: Option<&Val<'a>>, ctx: &Context) -> Result<T
             micros.map(Typed::Micros).ok_or_else(bad_value)
         }
         Kind::Date(DateFormat::DayFirst) => parse_day_first_date(&text)
-            .map(|d| Typed::Date(days_from_ce(d)))
+            .map(|d| Typed::Date(date_to_days(d)))
             .ok_or_else(bad_value),
         Kind::List(_) => unreachable!(),
     }
@@ -450,15 +447,6 @@ impl<'s> Typer<'s> {
         arrays.push(Arc::new(self.position.finish()));
         RecordBatch::try_new(self.schema.clone(), arrays)
     }
-}
-
-pub fn date_to_days(d: NaiveDate) -> i32 {
-    days_from_ce(d)
-}
-
-/// The inverse of [`date_to_days`] (days since 1970-01-01, Arrow's `Date32`).
-pub fn days_to_date(days: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default() + chrono::Duration::days(days as i64)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use super::{text_of, Emit};
-use crate::ingest::text::nfc;
+use crate::base::text::nfc;
 use crate::ingest::value::Val;
 
 pub fn read(bytes: &[u8], emit: &mut Emit) -> Result<(), String> {

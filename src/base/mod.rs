@@ -1,0 +1,10 @@
+//! The bottom layer: what every stage uses and that knows nothing of the pipeline. Errors,
+//! crash points for the tests, text rules (NFC, SQL identifiers), day conversions and their serde.
+
+pub mod dates;
+pub mod error;
+pub mod failpoint;
+pub mod text;
+
+/// The tracing target of the spans that draw progress bars on a terminal.
+pub const PROGRESS: &str = "cchc::progress";

@@ -1,0 +1,173 @@
+//! The command line's arguments (clap types only; what they do is in `super`).
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config;
+use crate::sql::OutputFormat;
+
+/// Key used by `cchc demo` only, on synthetic data; real runs must set CCHC_PII_KEY.
+pub const DEMO_PII_KEY: &str = "cchc-demo-key-not-for-real-data";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cchc",
+    version,
+    about = "Administrative-reform (CCHC) extracts → Parquet staging, checks and marts"
+)]
+pub struct Cli {
+    /// Environment config file.
+    #[arg(long, global = true, env = "CCHC_CONFIG", default_value = config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Landing area (local path or file:// URL); overrides the config file.
+    #[arg(long, global = true, env = "CCHC_LANDING")]
+    pub landing: Option<String>,
+    /// Warehouse root (local path or file:// URL); overrides the config file.
+    #[arg(long, global = true, env = "CCHC_WAREHOUSE")]
+    pub warehouse: Option<String>,
+    /// units.csv (local path or file:// URL); overrides the config file.
+    #[arg(long, global = true, env = "CCHC_UNITS")]
+    pub units: Option<String>,
+    /// Only errors on stderr.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check the configuration and pipeline YAML; report every problem.
+    Validate,
+    /// Ingest one extract day of every source.
+    Run {
+        /// Extract day (YYYY-MM-DD).
+        #[arg(long, value_parser = day)]
+        date: NaiveDate,
+    },
+    /// Ingest the days of a range that are new, failed or whose landing files changed (by
+    /// checksum); skip the days already ingested from the same files. Marts and checks are
+    /// recomputed once at the end.
+    Backfill {
+        #[arg(long, value_parser = day)]
+        from: NaiveDate,
+        #[arg(long, value_parser = day)]
+        to: NaiveDate,
+        /// `all`: run every day of the range, changed or not.
+        #[arg(long, value_enum, default_value = "changed")]
+        rerun: Rerun,
+    },
+    /// The ledger: per source and day, its state (ingested, changed, pending, missing), files,
+    /// counts, run and time; and the periods whose figures are stale.
+    Status {
+        #[arg(long, value_parser = day)]
+        from: Option<NaiveDate>,
+        #[arg(long, value_parser = day)]
+        to: Option<NaiveDate>,
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute the marts and target results of the periods whose inputs changed (all with
+    /// `--full`), without ingesting.
+    Refresh {
+        #[arg(long)]
+        full: bool,
+    },
+    /// Run a SQL query over staging, state views, marts and target results.
+    Sql {
+        query: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
+    /// The yearly ranking of departments and districts: `par_scores`, `par_ranking` and the
+    /// report (HTML and Excel) under `<warehouse>/reports/`.
+    Rank {
+        #[arg(long)]
+        year: i32,
+        /// Also write the report files into this local folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Interactive SQL over the warehouse (history, multi-line statements, `\d`).
+    Shell,
+    /// Run the pipeline's tests: YAML unit tests and .slt files in `<pipelines>/tests/`.
+    Test {
+        /// Only the files or tests whose name contains this text.
+        filter: Option<String>,
+    },
+    /// Write the data dictionary (Markdown) of staging, models, marts and targets.
+    Docs {
+        /// Output file; default `<warehouse>/docs/data_dictionary.md`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write a synthetic landing area.
+    Gen(GenArgs),
+    /// Generate a province-quarter of synthetic extracts and ingest every day of it.
+    Demo {
+        #[arg(long, value_parser = day, default_value = "2022-01-01")]
+        from: NaiveDate,
+        #[arg(long, value_parser = day, default_value = "2022-03-31")]
+        to: NaiveDate,
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 0.001)]
+        defects: f64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rerun {
+    /// Days not ingested yet, failed, or whose landing files changed.
+    Changed,
+    /// Every day of the range.
+    All,
+}
+
+#[derive(Args, Debug)]
+pub struct GenArgs {
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, value_parser = day)]
+    pub from: NaiveDate,
+    #[arg(long, value_parser = day)]
+    pub to: NaiveDate,
+    /// 1.0 ≈ a province: ~1,400 dossiers received a working day, ~1.5 M versions a year.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Share of records to corrupt with the contract's defects (0 = a clean landing).
+    #[arg(long, default_value_t = 0.0)]
+    pub defects: f64,
+}
+
+/// A day as `YYYY-MM-DD` with a four-digit year (chrono alone reads `22-01-03` as the year 22).
+pub fn day(s: &str) -> Result<NaiveDate, String> {
+    let b = s.as_bytes();
+    let shape = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shape {
+        return Err(format!(
+            "`{s}` is not a day as YYYY-MM-DD (a four-digit year)"
+        ));
+    }
+    s.parse()
+        .map_err(|_| format!("`{s}` is not a date (no such day)"))
+}

@@ -1,0 +1,87 @@
+//! The commit records of the marts and the ranking (see [`crate::store::publish`]):
+//! `marts/_periods.json` (which run computed each period, as of which day) and
+//! `marts/_ranking.json` (which run ranked each year). Each is one object written with one put,
+//! after every file it publishes is complete.
+
+use serde::{Deserialize, Serialize};
+
+use super::location::Location;
+use crate::base::error::{Error, Result};
+
+/// What was computed for a period, and by which run (an entry of `marts/_periods.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeriodCommit {
+    pub period: String,
+    pub as_of: String,
+    pub run_id: String,
+}
+
+/// Which run's files are the ranking of a year (an entry of `marts/_ranking.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RankingCommit {
+    pub year: i32,
+    pub run_id: String,
+}
+
+pub const PERIODS: &str = "marts/_periods.json";
+pub const RANKINGS: &str = "marts/_ranking.json";
+
+async fn read<T: serde::de::DeserializeOwned>(wh: &Location, name: &str) -> Result<Vec<T>> {
+    Ok(match wh.get_opt(&wh.path(name)).await? {
+        Some(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::Internal(format!("{name} is corrupt: {e}")))?,
+        None => Vec::new(),
+    })
+}
+
+async fn write<T: Serialize>(wh: &Location, name: &str, records: &[T]) -> Result<()> {
+    let json = serde_json::to_vec_pretty(records).map_err(|e| Error::Internal(e.to_string()))?;
+    wh.put(&wh.path(name), json.into()).await
+}
+
+/// What `marts/_periods.json` says was computed.
+pub async fn read_periods(wh: &Location) -> Result<Vec<PeriodCommit>> {
+    read(wh, PERIODS).await
+}
+
+/// Publish the periods `run_id` computed (each as of its day), keeping the other periods'
+/// records. Written last: a crash before this only makes the next run redo the periods.
+pub async fn commit_periods(
+    wh: &Location,
+    before: Vec<PeriodCommit>,
+    computed: impl IntoIterator<Item = (String, String)>,
+    run_id: &str,
+) -> Result<()> {
+    let computed: Vec<(String, String)> = computed.into_iter().collect();
+    let mut state: Vec<PeriodCommit> = before
+        .into_iter()
+        .filter(|c| !computed.iter().any(|(p, _)| *p == c.period))
+        .collect();
+    state.extend(computed.into_iter().map(|(period, as_of)| PeriodCommit {
+        period,
+        as_of,
+        run_id: run_id.to_string(),
+    }));
+    state.sort_by(|a, b| a.period.cmp(&b.period));
+    write(wh, PERIODS, &state).await
+}
+
+/// What `marts/_ranking.json` says was ranked.
+pub async fn read_rankings(wh: &Location) -> Result<Vec<RankingCommit>> {
+    read(wh, RANKINGS).await
+}
+
+/// Publish the ranking of `year` written by `run_id`, keeping the other years'.
+pub async fn commit_ranking(wh: &Location, year: i32, run_id: &str) -> Result<()> {
+    let mut commits: Vec<RankingCommit> = read_rankings(wh)
+        .await?
+        .into_iter()
+        .filter(|c| c.year != year)
+        .collect();
+    commits.push(RankingCommit {
+        year,
+        run_id: run_id.to_string(),
+    });
+    commits.sort_by_key(|c| c.year);
+    write(wh, RANKINGS, &commits).await
+}

@@ -1,0 +1,216 @@
+//! Every read and write of the landing area and the warehouse goes through `object_store`, so a
+//! local folder and an S3-compatible bucket are the same code path. A location is a local path
+//! (absolute or relative to the working directory) or a URL: `file://…`, or `s3://bucket/prefix`
+//! for an S3-compatible store, configured by the usual `AWS_*` environment variables
+//! (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+//! `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint). Conditional puts (create only if absent) are
+//! what the warehouse lock relies on; S3 and S3-compatible servers offer them (`If-None-Match`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::base::error::{Error, Result};
+use crate::config::units::Units;
+
+/// A store and the prefix inside it that a location names.
+#[derive(Clone, Debug)]
+pub struct Location {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+    /// As the user wrote it, for messages.
+    pub display: String,
+    /// The root of the store (`file:///abs/path/`, `s3://bucket/`): object paths appended to it
+    /// make the URLs DataFusion reads.
+    pub url: url::Url,
+}
+
+impl Location {
+    /// Open a location; a local folder is created when `create` is set.
+    pub fn open(location: &str, create: bool) -> Result<Self> {
+        let is_url = location.contains("://");
+        if location.starts_with("s3://") {
+            return Self::open_s3(location);
+        }
+        if is_url && !location.starts_with("file://") {
+            let scheme = location.split("://").next().unwrap_or("");
+            return Err(Error::Usage(format!(
+                "`{location}`: the `{scheme}://` store is not supported; use a local path, a file:// or an s3:// URL"
+            )));
+        }
+        let path = if is_url {
+            url::Url::parse(location)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .ok_or_else(|| Error::Usage(format!("`{location}` is not a valid file:// URL")))?
+        } else {
+            std::path::PathBuf::from(location)
+        };
+        if create {
+            std::fs::create_dir_all(&path)
+                .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+        }
+        let abs = std::path::absolute(&path)
+            .map_err(|e| Error::io(format!("bad path {}", path.display()), e))?;
+        if !abs.is_dir() {
+            return Err(Error::io(
+                location.to_string(),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder"),
+            ));
+        }
+        let store = LocalFileSystem::new_with_prefix(&abs)?;
+        let url = url::Url::from_directory_path(&abs)
+            .map_err(|_| Error::Internal(format!("cannot make a URL of {}", abs.display())))?;
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: Path::default(),
+            display: location.to_string(),
+            url,
+        })
+    }
+
+    /// `s3://bucket/prefix`: the bucket's store, configured from the environment; the prefix is
+    /// the folder inside it. A bucket has no folders to create.
+    fn open_s3(location: &str) -> Result<Self> {
+        let parsed = url::Url::parse(location)
+            .map_err(|e| Error::Usage(format!("`{location}` is not a valid s3:// URL: {e}")))?;
+        let bucket = parsed
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| Error::Usage(format!("`{location}` names no bucket")))?
+            .to_string();
+        let store = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&bucket)
+            .build()
+            .map_err(|e| Error::Usage(format!("`{location}`: {e}")))?;
+        let prefix = Path::from_iter(parsed.path().split('/').filter(|s| !s.is_empty()));
+        let url = url::Url::parse(&format!("s3://{bucket}/"))
+            .map_err(|e| Error::Usage(format!("`{location}`: {e}")))?;
+        Ok(Self {
+            store: Arc::new(store),
+            prefix,
+            display: location.trim_end_matches('/').to_string(),
+            url,
+        })
+    }
+
+    /// The local folder of a `file://` location.
+    pub fn local_root(&self) -> Option<std::path::PathBuf> {
+        (self.url.scheme() == "file")
+            .then(|| self.url.to_file_path().ok())
+            .flatten()
+    }
+
+    /// The path of an object relative to this location's prefix.
+    pub fn relative<'a>(&self, p: &'a Path) -> &'a str {
+        let full = p.as_ref();
+        let prefix = self.prefix.as_ref();
+        if prefix.is_empty() {
+            return full;
+        }
+        full.strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('/'))
+            .unwrap_or(full)
+    }
+
+    pub fn path(&self, rel: &str) -> Path {
+        let mut p = self.prefix.clone();
+        for part in rel.split('/').filter(|s| !s.is_empty()) {
+            p = p.clone().join(part);
+        }
+        p
+    }
+
+    /// Objects directly or indirectly below `rel`, sorted by path.
+    pub async fn list(&self, rel: &str) -> Result<Vec<ObjectMeta>> {
+        let p = self.path(rel);
+        let mut v: Vec<ObjectMeta> = match self.store.list(Some(&p)).try_collect().await {
+            Ok(v) => v,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(Error::io(format!("cannot list {}/{rel}", self.display), e)),
+        };
+        v.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
+        Ok(v)
+    }
+
+    pub async fn get(&self, path: &Path) -> Result<Bytes> {
+        let r = self
+            .store
+            .get(path)
+            .await
+            .map_err(|e| Error::io(format!("cannot read {}/{path}", self.display), e))?;
+        r.bytes()
+            .await
+            .map_err(|e| Error::io(format!("cannot read {}/{path}", self.display), e))
+    }
+
+    /// Like `get`, but `None` when the object does not exist.
+    pub async fn get_opt(&self, path: &Path) -> Result<Option<Bytes>> {
+        match self.store.get(path).await {
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::io(format!("cannot read {}/{path}", self.display), e)),
+            Ok(r) => r
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| Error::io(format!("cannot read {}/{path}", self.display), e)),
+        }
+    }
+
+    pub async fn put(&self, path: &Path, data: Bytes) -> Result<()> {
+        self.store
+            .put(path, PutPayload::from_bytes(data))
+            .await
+            .map_err(|e| Error::io(format!("cannot write {}/{path}", self.display), e))?;
+        Ok(())
+    }
+
+    /// Create `path` only if it does not exist (a conditional put, which S3-compatible stores and
+    /// the local file system both offer); `Ok(false)` when it already exists.
+    pub async fn create_new(&self, path: &Path, data: Bytes) -> Result<bool> {
+        let opts = object_store::PutOptions::from(object_store::PutMode::Create);
+        match self
+            .store
+            .put_opts(path, PutPayload::from_bytes(data), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(Error::io(
+                format!("cannot create {}/{path}", self.display),
+                e,
+            )),
+        }
+    }
+
+    pub async fn delete(&self, path: &Path) -> Result<()> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::io(
+                format!("cannot delete {}/{path}", self.display),
+                e,
+            )),
+        }
+    }
+}
+
+/// The last segment of an object path.
+pub fn file_name(p: &Path) -> &str {
+    p.filename().unwrap_or("")
+}
+
+/// Read units.csv from a local path or URL.
+pub async fn read_units(path: &str) -> Result<Units> {
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
+        None => (".", path),
+    };
+    let loc =
+        Location::open(dir, false).map_err(|e| Error::Usage(format!("units seed {path}: {e}")))?;
+    let bytes = loc.get(&loc.path(name)).await?;
+    Units::parse(&bytes, path)
+}

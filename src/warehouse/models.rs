@@ -1,0 +1,367 @@
+//! Models: the SQL views and marts of the pipeline YAML, over the state tables.
+//!
+//! A session (see [`Session`]) registers, in this order: the staging tables, each source's
+//! `<source>_files`, `<source>_versions` and `<source>_state` views ([`super::state`]), `periods`,
+//! `units` and `unit_groups`, then every model in declaration order: a `view` model becomes a view,
+//! a `table` model (a mart) is either computed (a run) or read from the warehouse (`cchc sql`).
+//!
+//! A run computes the marts for the periods it must refresh only (`periods` then holds just
+//! those), and writes each period of each mart as one partition,
+//! `<warehouse>/marts/<mart>/period=<P>/part-<run_id>.parquet`, published by `marts/_periods.json`
+//! (see `crate::store::publish`).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, Date32Array, RecordBatch, StringArray};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use super::periods::Period;
+use super::state;
+use crate::base::dates::date_to_days;
+use crate::base::error::{Error, Result};
+use crate::base::failpoint;
+use crate::base::text::ident;
+use crate::config::sources::files_table;
+use crate::config::units::Units;
+use crate::config::{Config, Materialized, Model, Versioning};
+use crate::ingest::typing::staging_schema;
+use crate::store::ledger::LedgerEntry;
+use crate::store::location::Location;
+use crate::store::publish::{write_part, Published};
+
+/// A DataFusion session with the settings every cchc session uses.
+pub fn new_context() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_target_partitions(2)
+        .with_information_schema(true);
+    SessionContext::new_with_config(config)
+}
+
+pub fn periods_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("period", DataType::Utf8, false),
+        Field::new("period_kind", DataType::Utf8, false),
+        Field::new("period_start", DataType::Date32, false),
+        Field::new("period_end", DataType::Date32, false),
+        Field::new("as_of", DataType::Date32, false),
+        Field::new("final", DataType::Boolean, false),
+    ]))
+}
+
+pub fn periods_batch(periods: &[&Period]) -> Result<RecordBatch> {
+    let dates = |f: fn(&Period) -> chrono::NaiveDate| -> ArrayRef {
+        Arc::new(Date32Array::from_iter_values(
+            periods.iter().map(|p| date_to_days(f(p))),
+        ))
+    };
+    Ok(RecordBatch::try_new(
+        periods_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                periods.iter().map(|p| p.id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                periods.iter().map(|p| p.kind.name()),
+            )),
+            dates(|p| p.start),
+            dates(|p| p.end),
+            dates(|p| p.as_of),
+            Arc::new(BooleanArray::from_iter(
+                periods.iter().map(|p| Some(p.is_final)),
+            )),
+        ],
+    )?)
+}
+
+pub fn units_schema() -> SchemaRef {
+    Arc::new(Schema::new(
+        ["unit_code", "unit_name", "tier", "parent_code"]
+            .map(|n| Field::new(n, DataType::Utf8, false))
+            .to_vec(),
+    ))
+}
+
+pub fn units_batch(units: &Units) -> Result<RecordBatch> {
+    let col = |f: fn(&crate::config::units::Unit) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(units.rows.iter().map(f)))
+    };
+    Ok(RecordBatch::try_new(
+        units_schema(),
+        vec![
+            col(|u| &u.unit_code),
+            col(|u| &u.unit_name),
+            col(|u| &u.tier),
+            col(|u| &u.parent_code),
+        ],
+    )?)
+}
+
+/// `unit_groups(group_level, group_code, unit_code)`: which units a group counts. Level `unit`:
+/// every unit alone; level `district`: a district with its communes (units.csv parent codes),
+/// the grouping the ranking of districts uses.
+pub const UNIT_GROUPS_SQL: &str = "CREATE VIEW unit_groups AS \
+    SELECT 'unit' AS group_level, unit_code AS group_code, unit_code FROM units \
+    UNION ALL \
+    SELECT 'district' AS group_level, CASE WHEN tier = 'xa-phuong' THEN parent_code ELSE unit_code END AS group_code, unit_code \
+    FROM units WHERE tier = 'quan-huyen' OR (tier = 'xa-phuong' AND parent_code <> '')";
+
+pub fn mem_table(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<Arc<MemTable>> {
+    Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+}
+
+/// Make a location's store readable by DataFusion under its URL (the local file system is known
+/// to every session already).
+pub fn register_store(ctx: &SessionContext, loc: &Location) {
+    if loc.url.scheme() != "file" {
+        ctx.runtime_env()
+            .register_object_store(&loc.url, loc.store.clone());
+    }
+}
+
+/// Register a table read from the current files of a warehouse folder (or an empty table of
+/// `schema` when there are none).
+pub async fn register_files(
+    ctx: &SessionContext,
+    (wh, published): (&Location, &Published),
+    name: &str,
+    folder: &str,
+    schema: Option<SchemaRef>,
+) -> Result<bool> {
+    let files = published.current(wh, wh.list(folder).await?);
+    register_store(ctx, wh);
+    if files.is_empty() {
+        if let Some(schema) = schema {
+            ctx.register_table(name, mem_table(schema, vec![])?)?;
+        }
+        return Ok(false);
+    }
+    let urls = files
+        .iter()
+        .map(|f| ListingTableUrl::parse(format!("{}{}", wh.url, f.location)))
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    let opts =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let mut table_cfg = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(opts);
+    table_cfg = match schema {
+        Some(s) => table_cfg.with_schema(s),
+        None => table_cfg.infer_schema(&ctx.state()).await?,
+    };
+    ctx.register_table(name, Arc::new(ListingTable::try_new(table_cfg)?))?;
+    Ok(true)
+}
+
+fn files_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("extract_date", DataType::Date32, false),
+        Field::new("source_file", DataType::Utf8, false),
+    ]))
+}
+
+/// Register staging, files, versions, periods, state views, units and unit groups.
+///
+/// `wh`: the warehouse whose staging is read (`None`: empty staging tables). `ledger`: `Some` in a
+/// warehouse session (the readable files of each source-day come from it), `None` in a unit-test
+/// session (files are derived from staging rows).
+pub async fn register_state(
+    ctx: &SessionContext,
+    cfg: &Config,
+    wh: Option<(&Location, &Published)>,
+    ledger: Option<&[LedgerEntry]>,
+    periods: &[&Period],
+    units: Option<&Units>,
+) -> Result<()> {
+    for source in &cfg.sources {
+        let schema = staging_schema(source);
+        match wh {
+            Some(wh) => {
+                let folder = format!("staging/{}", source.name);
+                register_files(ctx, wh, &source.name, &folder, Some(schema)).await?;
+            }
+            None => {
+                ctx.register_table(source.name.as_str(), mem_table(schema, vec![])?)?;
+            }
+        }
+    }
+    register_views(ctx, cfg, ledger, periods, units).await
+}
+
+/// Everything of [`register_state`] but the staging tables, which must be registered already.
+pub async fn register_views(
+    ctx: &SessionContext,
+    cfg: &Config,
+    ledger: Option<&[LedgerEntry]>,
+    periods: &[&Period],
+    units: Option<&Units>,
+) -> Result<()> {
+    for source in &cfg.sources {
+        match ledger {
+            Some(entries) if source.versioning == Versioning::Snapshot => {
+                let mut days = Vec::new();
+                let mut names = Vec::new();
+                for e in entries.iter().filter(|e| e.day.source == source.name) {
+                    for f in e.day.files.iter().filter(|f| f.unreadable.is_none()) {
+                        days.push(date_to_days(e.day.extract_date));
+                        names.push(f.name.clone());
+                    }
+                }
+                let batch = RecordBatch::try_new(
+                    files_schema(),
+                    vec![
+                        Arc::new(Date32Array::from(days)),
+                        Arc::new(StringArray::from(names)),
+                    ],
+                )?;
+                ctx.register_table(
+                    files_table(source).as_str(),
+                    mem_table(files_schema(), vec![batch])?,
+                )?;
+            }
+            _ => {
+                ctx.sql(&state::files_view_sql(source)).await?;
+            }
+        }
+        ctx.sql(&state::versions_view_sql(source)).await?;
+    }
+    ctx.register_table(
+        "periods",
+        mem_table(periods_schema(), vec![periods_batch(periods)?])?,
+    )?;
+    for source in &cfg.sources {
+        ctx.sql(&state::state_view_sql(source)).await?;
+    }
+    let units_batches = match units {
+        Some(u) => vec![units_batch(u)?],
+        None => vec![],
+    };
+    ctx.register_table("units", mem_table(units_schema(), units_batches)?)?;
+    ctx.sql(UNIT_GROUPS_SQL).await?;
+    Ok(())
+}
+
+/// Create a view model in the session.
+pub async fn create_view(ctx: &SessionContext, m: &Model) -> Result<()> {
+    ctx.sql(&format!("CREATE VIEW {} AS {}", ident(&m.name), m.sql))
+        .await
+        .map_err(|e| model_error(m, e))?;
+    Ok(())
+}
+
+pub(crate) fn model_error(m: &Model, e: datafusion::error::DataFusionError) -> Error {
+    Error::Plan(format!(
+        "model `{}` ({}:{}): {}",
+        m.name,
+        m.file,
+        m.sql_at.0,
+        e.strip_backtrace()
+    ))
+}
+
+/// A computed mart: its batches for the periods of the session.
+pub struct MartBatches {
+    pub model: Model,
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+/// Compute every model in order: views are created, marts are computed and registered as
+/// in-memory tables for the models after them. Returns the marts.
+pub async fn compute(ctx: &SessionContext, cfg: &Config) -> Result<Vec<MartBatches>> {
+    let mut out = Vec::new();
+    for m in &cfg.models {
+        match m.materialized {
+            Materialized::View => create_view(ctx, m).await?,
+            Materialized::Table => {
+                let t0 = std::time::Instant::now();
+                let df = ctx.sql(&m.sql).await.map_err(|e| model_error(m, e))?;
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let batches = df.collect().await.map_err(|e| model_error(m, e))?;
+                tracing::info!(
+                    mart = %m.name,
+                    rows = batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+                    ms = t0.elapsed().as_millis() as u64,
+                    "mart computed"
+                );
+                ctx.register_table(m.name.as_str(), mem_table(schema.clone(), batches.clone())?)?;
+                out.push(MartBatches {
+                    model: m.clone(),
+                    schema,
+                    batches,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Split `batches` by the value of their `period` column and write each period's file of
+/// `table` (an empty one for a period without rows); `_periods.json` publishes them (see
+/// `crate::store::publish`).
+pub async fn write_periods(
+    wh: &Location,
+    run_id: &str,
+    table: &str,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    periods: &[&Period],
+) -> Result<()> {
+    let all = arrow::compute::concat_batches(schema, batches)?;
+    let col = all
+        .column_by_name("period")
+        .ok_or_else(|| Error::Plan(format!("`{table}` has no `period` column")))?;
+    let ids = arrow::compute::cast(col, &DataType::Utf8)?;
+    let ids = ids
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| Error::Internal("period is not text".into()))?;
+    for p in periods {
+        let mask = BooleanArray::from_iter(ids.iter().map(|v| Some(v == Some(p.id.as_str()))));
+        let part = filter_record_batch(&all, &mask)?;
+        let folder = format!("marts/{table}/period={}", p.id);
+        write_part(wh, &folder, run_id, &part, true).await?;
+        failpoint::hit("marts.written");
+    }
+    let unknown = ids
+        .iter()
+        .flatten()
+        .find(|v| !periods.iter().any(|p| p.id == *v));
+    if let Some(v) = unknown {
+        return Err(Error::Plan(format!(
+            "`{table}` returned rows of period `{v}`, which is not being computed"
+        )));
+    }
+    Ok(())
+}
+
+/// Register the marts as the warehouse holds them (and create the view models), for `cchc sql`.
+pub async fn register_warehouse_models(
+    ctx: &SessionContext,
+    cfg: &Config,
+    wh: (&Location, &Published),
+) -> Result<()> {
+    for m in &cfg.models {
+        match m.materialized {
+            Materialized::View => create_view(ctx, m).await?,
+            Materialized::Table => {
+                let found =
+                    register_files(ctx, wh, &m.name, &format!("marts/{}", m.name), None).await?;
+                if !found {
+                    // Not computed yet: an empty table with the mart's own columns.
+                    let df = ctx.sql(&m.sql).await.map_err(|e| model_error(m, e))?;
+                    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                    ctx.register_table(m.name.as_str(), mem_table(schema, vec![])?)?;
+                }
+            }
+        }
+    }
+    for (name, schema) in super::checks::result_tables() {
+        register_files(ctx, wh, name, &format!("marts/{name}"), Some(schema)).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! A refresh: recompute the marts and target results of every stale period (see
+//! [`super::periods`]), write them, then publish them with one record (`marts/_periods.json`).
+
+use super::periods::{periods_of, stale, Period};
+use crate::base::error::Result;
+use crate::base::failpoint;
+use crate::config::units::Units;
+use crate::config::Config;
+use crate::store::location::Location;
+use crate::store::publish::Published;
+use crate::store::{commits, ledger};
+
+/// What a refresh of the marts computed.
+pub struct Refresh {
+    pub periods: Vec<Period>,
+    pub rows: Vec<super::checks::TargetRow>,
+}
+
+/// Recompute the stale periods (every period with `full`) of a warehouse, under its lock. Run
+/// after the ingest of a run's days (once, also for a backfill), or alone (`cchc refresh`).
+pub async fn refresh_marts(
+    cfg: &Config,
+    wh: &Location,
+    units: &Units,
+    run_id: &str,
+    full: bool,
+) -> Result<Refresh> {
+    let entries = ledger::read_all(wh).await?;
+    let all = periods_of(&ledger::ingested_days(&entries));
+    let computed = commits::read_periods(wh).await?;
+    let stale: Vec<&Period> = if full {
+        all.iter().collect()
+    } else {
+        stale(&all, &computed, &entries)
+    };
+    if stale.is_empty() {
+        return Ok(Refresh {
+            periods: Vec::new(),
+            rows: Vec::new(),
+        });
+    }
+    let ctx = super::models::new_context();
+    let published = Published::new(&entries, &computed);
+    super::models::register_state(
+        &ctx,
+        cfg,
+        Some((wh, &published)),
+        Some(&entries),
+        &stale,
+        Some(units),
+    )
+    .await?;
+    let marts = super::models::compute(&ctx, cfg).await?;
+    for m in &marts {
+        super::models::write_periods(wh, run_id, &m.model.name, &m.schema, &m.batches, &stale)
+            .await?;
+    }
+    let ev = super::checks::evaluate(&ctx, cfg, &stale, units).await?;
+    super::checks::write(wh, run_id, cfg, &ev, &stale).await?;
+    // Publish what was computed, last: a crash before this only makes the next run redo it.
+    commits::commit_periods(
+        wh,
+        computed,
+        stale.iter().map(|p| (p.id.clone(), p.as_of.to_string())),
+        run_id,
+    )
+    .await?;
+    failpoint::hit("marts.committed");
+    Ok(Refresh {
+        periods: stale.into_iter().cloned().collect(),
+        rows: ev.rows,
+    })
+}

@@ -1,0 +1,117 @@
+//! Engine-side validation of the configuration: every model's SQL planned on empty tables, and
+//! the targets' columns checked against what the SQL returns. The config stays a leaf; what needs
+//! DataFusion to check is checked here (`cchc validate` and every run call it).
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+
+use super::models::{create_view, mem_table, new_context, register_state};
+use crate::base::error::Diagnostic;
+use crate::config::{Config, Materialized};
+
+/// Plan every model's SQL on empty tables: SQL errors (C011) and declared columns that differ
+/// from the SQL's output (C012), each with the model's file and line.
+pub async fn check_sql(cfg: &Config) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let ctx = new_context();
+    if let Err(e) = register_state(&ctx, cfg, None, None, &[], None).await {
+        diags.push(Diagnostic {
+            code: "C011",
+            file: cfg.config_file.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!("cannot set up the state views: {e}"),
+        });
+        return diags;
+    }
+    for m in &cfg.models {
+        let at = |code, message| Diagnostic {
+            code,
+            file: m.file.clone(),
+            line: m.sql_at.0,
+            column: m.sql_at.1,
+            message,
+        };
+        let df = match ctx.sql(&m.sql).await {
+            Ok(df) => df,
+            Err(e) => {
+                diags.push(at(
+                    "C011",
+                    format!("SQL of model `{}`: {}", m.name, e.strip_backtrace()),
+                ));
+                continue;
+            }
+        };
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let got: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let declared: Vec<&str> = m.columns.iter().map(|(n, _)| n.as_str()).collect();
+        if got != declared {
+            let missing: Vec<&str> = got
+                .iter()
+                .filter(|c| !declared.contains(c))
+                .copied()
+                .collect();
+            let extra: Vec<&str> = declared
+                .iter()
+                .filter(|c| !got.contains(c))
+                .copied()
+                .collect();
+            diags.push(at(
+                "C012",
+                format!(
+                    "columns of model `{}` differ from its SQL's output ({}); undeclared: [{}]; not returned: [{}]",
+                    m.name,
+                    got.join(", "),
+                    missing.join(", "),
+                    extra.join(", ")
+                ),
+            ));
+        }
+        let registered = match m.materialized {
+            Materialized::View => create_view(&ctx, m).await,
+            Materialized::Table => mem_table(schema, vec![])
+                .and_then(|t| Ok(ctx.register_table(m.name.as_str(), t).map(|_| ())?)),
+        };
+        if let Err(e) = registered {
+            diags.push(at("C011", e.to_string()));
+        }
+    }
+    // Targets: the numerator and denominator must be integer columns, the sample a list.
+    for plan in &cfg.plans {
+        for t in &plan.targets {
+            let Ok(table) = ctx.table(t.mart.as_str()).await else {
+                continue;
+            };
+            let schema = table.schema().as_arrow().clone();
+            let mut check = |col: &str, ok: fn(&DataType) -> bool, what: &str| {
+                if let Ok(f) = schema.field_with_name(col) {
+                    if !ok(f.data_type()) {
+                        diags.push(Diagnostic {
+                            code: "C013",
+                            file: t.at.0.clone(),
+                            line: t.at.1,
+                            column: t.at.2,
+                            message: format!(
+                                "target `{}`: `{}.{col}` is {}, not {what}",
+                                t.id,
+                                t.mart,
+                                f.data_type()
+                            ),
+                        });
+                    }
+                }
+            };
+            check(&t.numerator, |d| d.is_integer(), "an integer");
+            check(&t.denominator, |d| d.is_integer(), "an integer");
+            if let Some(o) = &t.offending {
+                check(
+                    o,
+                    |d| matches!(d, DataType::List(f) | DataType::LargeList(f) if f.data_type() == &DataType::Utf8 || f.data_type() == &DataType::Utf8View),
+                    "a list of text",
+                );
+            }
+        }
+    }
+    diags
+}
