@@ -9,7 +9,7 @@ use chrono::{NaiveDate, Utc};
 use crate::base::error::{Error, Result};
 use crate::base::PROGRESS;
 use crate::config::Config;
-use crate::ingest::landing::{source_day_states, DayState};
+use crate::ingest::landing::{source_day_states, unmatched_files, DayState};
 use crate::ingest::pseudonymise::Pseudonymiser;
 use crate::ingest::{ingest_days, Env};
 use crate::store::location::{read_units, Location};
@@ -44,6 +44,7 @@ pub fn open_env(
     key: &[u8],
     run_id: &str,
 ) -> Result<Env> {
+    crate::store::location::check_locations(&cfg.landing, &cfg.warehouse)?;
     let landing = Location::open(&cfg.landing, false).map_err(|e| match e {
         Error::Io { context, source } => Error::Io {
             context: format!("landing area {context}"),
@@ -131,20 +132,30 @@ fn run_stages(
                 return Err(e);
             }
         };
+        // A day runs when a source has files never ingested or changed since, and also when no
+        // source of it was ever run: a day on which every source is silent is a total outage,
+        // reported as missing like any silent source-day, never skipped unseen.
         let (run, skip): (Vec<NaiveDate>, Vec<NaiveDate>) = record.dates.iter().partition(|d| {
-            statuses
-                .iter()
-                .any(|s| s.day == **d && matches!(s.state, DayState::Changed | DayState::Pending))
+            let of_day = || statuses.iter().filter(|s| s.day == **d);
+            of_day().any(|s| matches!(s.state, DayState::Changed | DayState::Pending))
+                || of_day().all(|s| s.ledger.is_none())
         });
         record.dates = run;
         record.skipped_dates = skip;
     }
-    let days = stage(&mut stages, "ingest", || {
-        ingest_days(cfg, env, &record.dates)
+    let ingested = stage(&mut stages, "ingest", || {
+        let (days, err) = ingest_days(cfg, env, &record.dates);
+        // What the ledger now holds from this run, also when it failed part way.
+        record.totals = Totals::of(&days);
+        record.sources = days;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     });
     record.stages = std::mem::take(&mut stages);
-    let days = days?;
-    for d in days.iter().filter(|d| !d.present) {
+    ingested?;
+    for d in record.sources.iter().filter(|d| !d.present) {
         let Some(sev) = cfg.source(&d.source).and_then(|s| s.missing_day) else {
             continue;
         };
@@ -155,8 +166,13 @@ fn run_stages(
             severity: sev.name(),
         });
     }
-    record.totals = Totals::of(&days);
-    record.sources = days;
+    for day in record.dates.clone() {
+        for u in rt.block_on(unmatched_files(cfg, &env.landing, day))? {
+            tracing::warn!(system = %u.system, day = %u.day, file = %u.file, patterns = %u.patterns.join(", "), "a file of the landing that no source takes was not ingested");
+            record.unmatched.push(u);
+        }
+    }
+    crate::base::interrupt::check()?;
     let r = stage(&mut stages, "marts", || {
         rt.block_on(refresh_marts(
             cfg,
@@ -213,6 +229,18 @@ pub fn run_days(
     let mut rows = Vec::new();
     let (err, env) = match open_env(cfg, &rt, key, &run_id).and_then(|env| {
         let writer = rt.block_on(Writer::begin(&env.warehouse, &run_id, command))?;
+        let keyed = rt.block_on(crate::store::pii_key::check_or_record(
+            &env.warehouse,
+            &env.pii.fingerprint(),
+            &run_id,
+            &cfg.pii_key_env,
+        ));
+        if let Err(e) = keyed {
+            if let Err(r) = rt.block_on(writer.finish()) {
+                tracing::warn!(error = %r, "could not release the warehouse lock");
+            }
+            return Err(e);
+        }
         Ok((env, writer))
     }) {
         Err(e) => (Some(e), None),

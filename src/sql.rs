@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 
 use crate::base::error::{Error, Result};
 use crate::config::units::Units;
@@ -105,9 +107,79 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Run one statement and render its result.
+/// Why a statement of analysts' SQL is refused, or `None` when it may run. Analysts' SQL is
+/// read-only: queries, `EXPLAIN` of an allowed statement, `SHOW`, `SET` and `RESET` of session
+/// settings. Everything else (`COPY`, `CREATE [EXTERNAL] TABLE|VIEW`, `INSERT`, `DROP`, …) could
+/// write into the warehouse or register a file outside it (quarantine, `/etc`), and is refused.
+pub fn refusal(statement: &DFStatement) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{SetExpr, Statement as S};
+    match statement {
+        DFStatement::Statement(s) => match s.as_ref() {
+            S::Query(q) => match q.body.as_ref() {
+                SetExpr::Insert(_) => Some("INSERT".into()),
+                SetExpr::Update(_) => Some("UPDATE".into()),
+                SetExpr::Delete(_) => Some("DELETE".into()),
+                SetExpr::Merge(_) => Some("MERGE".into()),
+                _ => None,
+            },
+            S::Explain { statement, .. } => refusal(&DFStatement::Statement(statement.clone())),
+            S::ExplainTable { .. }
+            | S::Set(_)
+            | S::ShowVariable { .. }
+            | S::ShowVariables { .. }
+            | S::ShowTables { .. }
+            | S::ShowColumns { .. }
+            | S::ShowFunctions { .. }
+            | S::ShowViews { .. }
+            | S::ShowSchemas { .. } => None,
+            other => Some(leading_words(&other.to_string())),
+        },
+        DFStatement::Explain(e) => refusal(&e.statement),
+        DFStatement::Reset(_) => None,
+        DFStatement::CopyTo(_) => Some("COPY".into()),
+        DFStatement::CreateExternalTable(_) => Some("CREATE EXTERNAL TABLE".into()),
+    }
+}
+
+/// The keywords a statement starts with (`CREATE TABLE`, `DROP VIEW`, `INSERT`), for messages.
+fn leading_words(sql: &str) -> String {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take_while(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
+        .take(3)
+        .map(|w| w.to_uppercase())
+        .collect();
+    if words.is_empty() {
+        "this statement".into()
+    } else {
+        words.join(" ")
+    }
+}
+
+/// Check that `sql` is read-only (see [`refusal`]), before anything is planned; returns the
+/// planner options that enforce the same again on the plan (no DDL, no DML, and statements only
+/// for `SET`).
+pub fn read_only(sql: &str) -> Result<SQLOptions> {
+    let statements = DFParser::parse_sql(sql)?;
+    let mut settings = false;
+    for st in &statements {
+        if let Some(what) = refusal(st) {
+            return Err(Error::Usage(format!(
+                "refused: `{what}` is not allowed here; analysts' SQL is read-only (queries, EXPLAIN, SHOW, SET)"
+            )));
+        }
+        settings |= matches!(st, DFStatement::Statement(s) if matches!(s.as_ref(), datafusion::sql::sqlparser::ast::Statement::Set(_)));
+    }
+    Ok(SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(settings))
+}
+
+/// Run one read-only statement and render its result.
 pub async fn query(ctx: &SessionContext, sql: &str, format: OutputFormat) -> Result<String> {
-    let df = ctx.sql(sql).await?;
+    let options = read_only(sql)?;
+    let df = ctx.sql_with_options(sql, options).await?;
     let schema: arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let mut batches = df.collect().await?;
     if batches.is_empty() {

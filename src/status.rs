@@ -5,7 +5,12 @@ use serde::Serialize;
 
 use crate::base::error::{Error, Result};
 use crate::config::Config;
-use crate::ingest::landing::{source_day_states, DayState, SourceDayState};
+use crate::ingest::landing::{
+    source_day_states, unmatched_files, DayState, SourceDayState, UnmatchedFile,
+};
+
+/// The most days `status` lists at once (ten years).
+pub const MAX_DAYS: i64 = 3660;
 use crate::store::location::Location;
 use crate::store::{commits, ledger};
 use crate::warehouse::periods::{periods_of, stale};
@@ -15,6 +20,8 @@ struct Report<'a> {
     from: Option<String>,
     to: Option<String>,
     source_days: &'a [SourceDayState],
+    /// Files of the day folders that no source takes (not ingested).
+    unmatched_files: &'a [UnmatchedFile],
     /// Periods whose marts and checks are missing or out of date.
     stale_periods: Vec<String>,
 }
@@ -32,11 +39,20 @@ pub async fn status(
     let first = from.or_else(|| entries.first().map(|e| e.day.extract_date));
     let last = to.or_else(|| entries.last().map(|e| e.day.extract_date));
     let days: Vec<NaiveDate> = match (first, last) {
+        (Some(a), Some(b)) if (b - a).num_days() >= MAX_DAYS => {
+            return Err(Error::Usage(format!(
+                "status from {a} to {b} spans more than {MAX_DAYS} days: give a shorter --from/--to"
+            )))
+        }
         (Some(a), Some(b)) if a <= b => a.iter_days().take_while(|d| *d <= b).collect(),
         (Some(a), Some(b)) => return Err(Error::Usage(format!("--to {b} is before --from {a}"))),
         _ => Vec::new(),
     };
     let states = source_day_states(cfg, &landing, &entries, &days).await?;
+    let mut unmatched = Vec::new();
+    for d in &days {
+        unmatched.extend(unmatched_files(cfg, &landing, *d).await?);
+    }
     let all = periods_of(&ledger::ingested_days(&entries));
     let computed = commits::read_periods(&wh).await?;
     let stale: Vec<String> = stale(&all, &computed, &entries)
@@ -48,6 +64,7 @@ pub async fn status(
             from: first.map(|d| d.to_string()),
             to: last.map(|d| d.to_string()),
             source_days: &states,
+            unmatched_files: &unmatched,
             stale_periods: stale,
         };
         let mut s = serde_json::to_string_pretty(&r).map_err(|e| Error::Internal(e.to_string()))?;
@@ -93,6 +110,15 @@ pub async fn status(
         count(DayState::Pending),
         count(DayState::Missing)
     ));
+    for u in &unmatched {
+        out.push_str(&format!(
+            "not ingested: {}/{}/{}: no source takes it (patterns: {})\n",
+            u.system,
+            u.day,
+            u.file,
+            u.patterns.join(", ")
+        ));
+    }
     out.push_str(&if stale.is_empty() {
         "stale periods: none\n".to_string()
     } else {

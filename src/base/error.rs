@@ -51,6 +51,9 @@ pub enum Error {
     /// Another run holds the warehouse lock.
     #[error("{0}")]
     Locked(String),
+    /// A signal asked the command to stop (SIGINT: exit 130; SIGTERM: exit 3).
+    #[error("interrupted by {0}: stopped before the next step")]
+    Interrupted(&'static str),
     /// A bug: an invariant of the engine does not hold.
     #[error("internal error (a bug): {0}")]
     Internal(String),
@@ -87,7 +90,12 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Usage(_) => 2,
-            Error::Plan(_) | Error::Io { .. } | Error::Internal(_) | Error::Locked(_) => 3,
+            Error::Interrupted("SIGINT") => 130,
+            Error::Plan(_)
+            | Error::Io { .. }
+            | Error::Internal(_)
+            | Error::Locked(_)
+            | Error::Interrupted(_) => 3,
         }
     }
 }

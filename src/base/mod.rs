@@ -4,6 +4,7 @@
 pub mod dates;
 pub mod error;
 pub mod failpoint;
+pub mod interrupt;
 pub mod text;
 
 /// The tracing target of the spans that draw progress bars on a terminal.

@@ -113,6 +113,9 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Change the pseudonymisation key of a warehouse: refused, with the reason and what to do
+    /// instead (tokens cannot be converted without the clear values, which are not kept).
+    Rekey,
     /// Write a synthetic landing area.
     Gen(GenArgs),
     /// Generate a province-quarter of synthetic extracts and ingest every day of it.

@@ -31,7 +31,10 @@ pub fn init(cli: &Cli) {
             .with(bars.with_filter(only_progress))
             .try_init()
     } else {
-        let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+        // Colour only on a terminal: a log file or a scheduler's pipe gets plain text.
+        let lines = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(terminal);
         match cli.log_format {
             LogFormat::Json => tracing_subscriber::registry()
                 .with(lines.json().with_filter(filter()))

@@ -30,8 +30,12 @@ fn overrides(cli: &Cli) -> Overrides {
     }
 }
 
+/// Load the configuration; a warehouse placed where it would damage the landing or the disk is
+/// refused here, before any command writes.
 fn load(cli: &Cli) -> Result<Config> {
-    config::load(&cli.config, &overrides(cli))
+    let cfg = config::load(&cli.config, &overrides(cli))?;
+    crate::store::location::check_locations(&cfg.landing, &cfg.warehouse)?;
+    Ok(cfg)
 }
 
 /// Load the configuration and plan every model's SQL (the checks a run needs before it starts).
@@ -55,6 +59,18 @@ pub fn main() -> ExitCode {
         }
     };
     logging::init(&cli);
+    if matches!(
+        cli.command,
+        Command::Run { .. }
+            | Command::Backfill { .. }
+            | Command::Refresh { .. }
+            | Command::Rank { .. }
+            | Command::Demo { .. }
+    ) {
+        // Writers stop between steps on SIGTERM/SIGINT, write their run record and release the
+        // lock (see `crate::base::interrupt`).
+        crate::base::interrupt::install();
+    }
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e @ Error::Config(_)) => {
@@ -69,11 +85,34 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The most days one command takes: ten years (a bigger range is a typo, and would list and hold
+/// millions of source-days).
+use crate::status::MAX_DAYS;
+
 fn days_between(from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>> {
     if to < from {
         return Err(Error::Usage(format!("--to {to} is before --from {from}")));
     }
+    let n = (to - from).num_days() + 1;
+    if n > MAX_DAYS {
+        return Err(Error::Usage(format!(
+            "--from {from} --to {to} spans {n} days; a command takes at most {MAX_DAYS} (ten years): split the range"
+        )));
+    }
     Ok(from.iter_days().take_while(|d| *d <= to).collect())
+}
+
+/// The largest `--scale` of the generator: 20 provinces (~30 M dossier versions a year).
+pub const MAX_SCALE: f64 = 20.0;
+
+fn check_scale(scale: f64) -> Result<()> {
+    if scale.is_finite() && scale > 0.0 && scale <= MAX_SCALE {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--scale {scale}: give a number above 0 and at most {MAX_SCALE} (1 = one province)"
+        )))
+    }
 }
 
 fn ingest(
@@ -224,6 +263,9 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             )
         }
         Command::Status { from, to, json } => {
+            if let (Some(f), Some(t)) = (from, to) {
+                days_between(*f, *t)?;
+            }
             let cfg = load(cli)?;
             let rt = runtime()?;
             let out = rt.block_on(crate::status::status(&cfg, *from, *to, *json))?;
@@ -325,7 +367,16 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Rekey => {
+            let cfg = load(cli)?;
+            Err(Error::Usage(format!(
+                "refused: the warehouse {} cannot be re-keyed in place. A token is an HMAC of the clear value, which cchc keeps nowhere outside quarantine, so a token cannot be converted to another key's. To use a new key, set {} to it and ingest the landing area into a new, empty warehouse (cchc backfill --warehouse NEW ...); keep the old one until the new one is complete",
+                cfg.warehouse, cfg.pii_key_env
+            )))
+        }
         Command::Gen(a) => {
+            check_scale(a.scale)?;
+            days_between(a.from, a.to)?;
             let o = GenOptions {
                 out: a.out.clone(),
                 from: a.from,
@@ -346,6 +397,8 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             scale,
             defects,
         } => {
+            check_scale(*scale)?;
+            days_between(*from, *to)?;
             let cfg = load_checked(cli)?;
             let o = GenOptions {
                 out: PathBuf::from(&cfg.landing),

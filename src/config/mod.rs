@@ -127,6 +127,15 @@ pub struct FilePattern {
     pub suffix: Option<String>,
 }
 
+impl std::fmt::Display for FilePattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.suffix {
+            None => f.write_str(&self.prefix),
+            Some(s) => write!(f, "{}*{s}", self.prefix),
+        }
+    }
+}
+
 impl FilePattern {
     pub fn matches(&self, name: &str) -> bool {
         match &self.suffix {

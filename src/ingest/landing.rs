@@ -8,37 +8,139 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use object_store::path::Path;
+
 use crate::base::dates::serde_day;
-use crate::base::error::Result;
+use crate::base::error::{Error, Result};
 use crate::config::{Config, Source};
 use crate::store::ledger::LedgerEntry;
-use crate::store::location::{file_name, Location};
+use crate::store::location::Location;
+pub use crate::store::runs::UnmatchedFile;
 
-/// The landing files of a source for a day, in byte-wise name order.
+/// An entry of a day folder: a file, or something that cannot be read as one (`problem`: a link
+/// that loops or leads out of the landing area, a subfolder). An entry with a problem whose name
+/// a source takes is quarantined as an unreadable file of that source; the others are reported.
+#[derive(Debug, Clone)]
+pub struct DayEntry {
+    pub name: String,
+    pub location: Path,
+    pub problem: Option<String>,
+}
+
+/// Every entry of the day folder `<system>/<day>/`, in byte-wise name order. On a local landing
+/// the folder is read entry by entry, so one bad entry does not hide the others, and links are
+/// followed only to files inside the landing area.
+pub async fn day_entries(
+    landing: &Location,
+    system: &str,
+    day: NaiveDate,
+) -> Result<Vec<DayEntry>> {
+    let folder = format!("{system}/{day}");
+    let mut out = match landing.local_root() {
+        Some(root) => local_entries(landing, &root, &folder)?,
+        None => {
+            let prefix_len = landing.path(&folder).parts().count();
+            landing
+                .list(&folder)
+                .await?
+                .into_iter()
+                .map(|o| {
+                    let nested = o.location.parts().count() > prefix_len + 1;
+                    DayEntry {
+                        name: landing.relative(&o.location)[folder.len() + 1..].to_string(),
+                        problem: nested.then(|| "in a subfolder of the day folder".to_string()),
+                        location: o.location,
+                    }
+                })
+                .collect()
+        }
+    };
+    out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    Ok(out)
+}
+
+fn local_entries(
+    landing: &Location,
+    root: &std::path::Path,
+    folder: &str,
+) -> Result<Vec<DayEntry>> {
+    let dir = root.join(folder);
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("cannot list {}", dir.display()), e)),
+    };
+    let real_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut out = Vec::new();
+    for e in rd {
+        let e = match e {
+            Ok(e) => e,
+            Err(err) => {
+                tracing::warn!(folder = %dir.display(), error = %err, "unreadable entry in a day folder");
+                out.push(DayEntry {
+                    name: "(unreadable entry)".into(),
+                    location: landing.path(&format!("{folder}/(unreadable entry)")),
+                    problem: Some(format!("unreadable entry: {err}")),
+                });
+                continue;
+            }
+        };
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        let problem = match std::fs::symlink_metadata(&path) {
+            Err(err) => Some(format!("unreadable entry: {err}")),
+            Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(&path) {
+                Err(err) => Some(format!("a link that cannot be followed: {err}")),
+                Ok(t) if !t.starts_with(&real_root) => {
+                    Some("a link out of the landing area (not followed)".into())
+                }
+                Ok(t) if t.is_dir() => Some("a folder, not a file".into()),
+                Ok(_) => None,
+            },
+            Ok(m) if m.is_dir() => Some("a folder, not a file".into()),
+            Ok(_) => None,
+        };
+        out.push(DayEntry {
+            location: landing.path(&format!("{folder}/{name}")),
+            name,
+            problem,
+        });
+    }
+    Ok(out)
+}
+
+/// The landing files of a source for a day (the entries its pattern takes), in byte-wise name
+/// order.
 pub async fn day_files(
     landing: &Location,
     source: &Source,
     day: NaiveDate,
-) -> Result<Vec<object_store::ObjectMeta>> {
-    let folder = format!("{}/{}", source.system, day);
-    let objects = landing.list(&folder).await?;
-    let prefix_len = landing.path(&folder).parts().count();
-    let mut files: Vec<_> = objects
+) -> Result<Vec<DayEntry>> {
+    Ok(day_entries(landing, &source.system, day)
+        .await?
         .into_iter()
-        .filter(|o| {
-            o.location.parts().count() == prefix_len + 1
-                && source.pattern.matches(file_name(&o.location))
-        })
-        .collect();
-    files.sort_by(|a, b| {
-        file_name(&a.location)
-            .as_bytes()
-            .cmp(file_name(&b.location).as_bytes())
-    });
-    Ok(files)
+        .filter(|e| !e.name.contains('/') && source.pattern.matches(&e.name))
+        .collect())
 }
 
-/// (name, SHA-256) of the landing files of a source-day, as the ledger records them.
+/// The SHA-256 of a landing file, or `None` when it cannot be read (with the reason).
+pub async fn checksum(
+    landing: &Location,
+    entry: &DayEntry,
+) -> std::result::Result<(bytes::Bytes, String), String> {
+    if let Some(p) = &entry.problem {
+        return Err(p.clone());
+    }
+    let bytes = landing
+        .get(&entry.location)
+        .await
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    Ok((bytes, sha))
+}
+
+/// (name, SHA-256) of the landing files of a source-day, as the ledger records them (an empty
+/// checksum for an entry that cannot be read).
 pub async fn day_checksums(
     landing: &Location,
     source: &Source,
@@ -46,11 +148,39 @@ pub async fn day_checksums(
 ) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for f in day_files(landing, source, day).await? {
-        let bytes = landing.get(&f.location).await?;
-        out.push((
-            file_name(&f.location).to_string(),
-            hex::encode(Sha256::digest(&bytes)),
-        ));
+        let sha = checksum(landing, &f)
+            .await
+            .map(|(_, s)| s)
+            .unwrap_or_default();
+        out.push((f.name, sha));
+    }
+    Ok(out)
+}
+
+/// The entries of the day folders of `day` that no source takes, each with the patterns of its
+/// system's sources.
+pub async fn unmatched_files(
+    cfg: &Config,
+    landing: &Location,
+    day: NaiveDate,
+) -> Result<Vec<UnmatchedFile>> {
+    let mut systems: Vec<&str> = cfg.sources.iter().map(|s| s.system.as_str()).collect();
+    systems.sort();
+    systems.dedup();
+    let mut out = Vec::new();
+    for system in systems {
+        let sources: Vec<&Source> = cfg.sources.iter().filter(|s| s.system == system).collect();
+        for e in day_entries(landing, system, day).await? {
+            let taken = !e.name.contains('/') && sources.iter().any(|s| s.pattern.matches(&e.name));
+            if !taken {
+                out.push(UnmatchedFile {
+                    system: system.to_string(),
+                    day,
+                    file: e.name,
+                    patterns: sources.iter().map(|s| s.pattern.to_string()).collect(),
+                });
+            }
+        }
     }
     Ok(out)
 }

@@ -21,7 +21,6 @@ use arrow::array::{ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use crate::base::dates::date_to_days;
 use crate::base::error::{Error, Result};
@@ -29,7 +28,7 @@ use crate::base::failpoint;
 use crate::config::units::Units;
 use crate::config::{Config, Source};
 use crate::store::ledger::{FileReport, SourceDay};
-use crate::store::location::{file_name, Location};
+use crate::store::location::Location;
 use crate::store::publish::{partition, write_part};
 use formats::{field_index, read_file, BadRecord, Counts, Emit};
 use landing::day_files;
@@ -98,10 +97,13 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
         quarantined: 0,
         unreadable_files: 0,
     };
-    for obj in &files {
-        let name = file_name(&obj.location).to_string();
-        let bytes = env.rt.block_on(env.landing.get(&obj.location))?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+    for entry in &files {
+        let name = entry.name.clone();
+        let (bytes, sha256, problem) = match env.rt.block_on(landing::checksum(&env.landing, entry))
+        {
+            Ok((b, sha)) => (b, sha, None),
+            Err(reason) => (bytes::Bytes::new(), String::new(), Some(reason)),
+        };
         let mut emit = Emit {
             source,
             index: &index,
@@ -112,7 +114,10 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
             file: &name,
             counts: Counts::default(),
         };
-        let outcome = read_file(source, &bytes, &mut emit);
+        let outcome = match problem {
+            Some(reason) => Err(reason),
+            None => read_file(source, &bytes, &mut emit),
+        };
         let counts = emit.counts;
         let unreadable = outcome.err();
         if let Some(reason) = &unreadable {
@@ -152,6 +157,9 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
         )));
     }
     let q = quarantine_batch(day_num, &quarantine)?;
+    if let Some(e) = failpoint::error("ingest.write") {
+        return Err(e);
+    }
     env.rt.block_on(async {
         write_part(
             &env.warehouse,
@@ -182,12 +190,18 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
 }
 
 /// Ingest every source for every day in `dates`, recording each source-day in the ledger as it
-/// completes; the per-source-day reports in (day, source) order. On a terminal, a bar counts the
-/// source-days done with the records read and records/s, and each source-day in progress has a
-/// line of its own.
-pub fn ingest_days(cfg: &Config, env: &Env, dates: &[NaiveDate]) -> Result<Vec<SourceDay>> {
+/// completes. Returns the source-days committed, in (day, source) order, and the first error: after
+/// an error (or a stop asked by a signal) no new source-day starts, and those already committed
+/// are still returned, so the run record tells what the ledger holds. On a terminal, a bar counts
+/// the source-days done with the records read and records/s, and each source-day in progress has
+/// a line of its own.
+pub fn ingest_days(
+    cfg: &Config,
+    env: &Env,
+    dates: &[NaiveDate],
+) -> (Vec<SourceDay>, Option<Error>) {
     use crate::base::PROGRESS;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use tracing_indicatif::span_ext::IndicatifSpanExt;
     let tasks: Vec<(NaiveDate, usize)> = dates
         .iter()
@@ -203,26 +217,49 @@ pub fn ingest_days(cfg: &Config, env: &Env, dates: &[NaiveDate]) -> Result<Vec<S
     let _shown = bar.enter();
     let t0 = Instant::now();
     let records = AtomicU64::new(0);
-    tasks
+    let failed = AtomicBool::new(false);
+    let results: Vec<Result<Option<SourceDay>>> = tasks
         .par_iter()
         .map(|(d, s)| {
-            let source = &cfg.sources[*s];
-            let span = tracing::info_span!(target: PROGRESS, parent: &bar, "source-day", source = %source.name, day = %d);
-            let _in = span.enter();
-            let day = ingest_source_day(env, source, *d)?;
-            env.rt.block_on(crate::store::ledger::record(
-                &env.warehouse,
-                &env.run_id,
-                &day,
-            ))?;
-            failpoint::hit("ingest.committed");
-            let total = records.fetch_add(day.read, Ordering::Relaxed) + day.read;
-            bar.pb_inc(1);
-            bar.pb_set_message(&format!(
-                "{total} records, {:.0} records/s",
-                total as f64 / t0.elapsed().as_secs_f64().max(1e-3)
-            ));
-            Ok(day)
+            if failed.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let r = (|| {
+                crate::base::interrupt::check()?;
+                let source = &cfg.sources[*s];
+                let span = tracing::info_span!(target: PROGRESS, parent: &bar, "source-day", source = %source.name, day = %d);
+                let _in = span.enter();
+                let day = ingest_source_day(env, source, *d)?;
+                env.rt.block_on(crate::store::ledger::record(
+                    &env.warehouse,
+                    &env.run_id,
+                    &day,
+                ))?;
+                failpoint::hit("ingest.committed");
+                let total = records.fetch_add(day.read, Ordering::Relaxed) + day.read;
+                bar.pb_inc(1);
+                bar.pb_set_message(&format!(
+                    "{total} records, {:.0} records/s",
+                    total as f64 / t0.elapsed().as_secs_f64().max(1e-3)
+                ));
+                Ok(day)
+            })();
+            if r.is_err() {
+                failed.store(true, Ordering::SeqCst);
+            }
+            r.map(Some)
         })
-        .collect()
+        .collect();
+    let mut days = Vec::new();
+    let mut first = None;
+    for r in results {
+        match r {
+            Ok(Some(d)) => days.push(d),
+            Ok(None) => {}
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    (days, first)
 }

@@ -6,11 +6,22 @@ use sha2::Sha256;
 use crate::base::error::{Error, Result};
 use crate::config::Config;
 
+/// The shortest key accepted, in characters.
+pub const MIN_KEY_CHARS: usize = 16;
+
 /// The pseudonymisation key from the environment variable the config names.
 pub fn key_from_env(cfg: &Config) -> Result<Vec<u8>> {
     match std::env::var(&cfg.pii_key_env) {
-        Ok(k) if k.len() >= 16 => Ok(k.into_bytes()),
-        Ok(_) => Err(Error::Usage(format!("{} must hold at least 16 characters", cfg.pii_key_env))),
+        Ok(k) if k.trim().is_empty() => Err(Error::Usage(format!(
+            "{} holds only whitespace: the key must hold at least {MIN_KEY_CHARS} characters",
+            cfg.pii_key_env
+        ))),
+        Ok(k) if k.chars().count() >= MIN_KEY_CHARS => Ok(k.into_bytes()),
+        Ok(k) => Err(Error::Usage(format!(
+            "{} must hold at least {MIN_KEY_CHARS} characters (it holds {})",
+            cfg.pii_key_env,
+            k.chars().count()
+        ))),
         Err(_) => Err(Error::Usage(format!(
             "{} is not set: personal data is pseudonymised with a keyed HMAC and the key comes from the environment",
             cfg.pii_key_env
@@ -31,6 +42,11 @@ impl Pseudonymiser {
         Self {
             mac: Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length"),
         }
+    }
+
+    /// The key's fingerprint: the token of a fixed label (see `crate::store::pii_key`).
+    pub fn fingerprint(&self) -> String {
+        self.token(crate::store::pii_key::LABEL)
     }
 
     /// `value` must already be NFC.

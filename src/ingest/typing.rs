@@ -193,12 +193,20 @@ pub fn convert<'a>(col: &Column, v: Option<&Val<'a>>, ctx: &Context) -> Result<T
         Cow::Owned(o) => Cow::Owned(nfc_cow(o).into_owned()),
     };
     let bad_value = || {
-        format!(
-            "field `{}` = `{}` is not {}",
-            col.from,
-            text,
-            format_name(&col.kind)
-        )
+        if has_date_shape(&col.kind, &text) {
+            // The right digits in the right places, but no such day or time (31/02/2022).
+            format!(
+                "field `{}` = `{}` is not a date (no such day or time)",
+                col.from, text
+            )
+        } else {
+            format!(
+                "field `{}` = `{}` is not {}",
+                col.from,
+                text,
+                format_name(&col.kind)
+            )
+        }
     };
     match &col.kind {
         Kind::String => {
@@ -242,6 +250,21 @@ pub fn convert<'a>(col: &Column, v: Option<&Val<'a>>, ctx: &Context) -> Result<T
             .map(|d| Typed::Date(date_to_days(d)))
             .ok_or_else(bad_value),
         Kind::List(_) => unreachable!(),
+    }
+}
+
+/// Whether `text` has the form of the column's day-first or compact date (digits where digits go),
+/// so that a failed parse means an impossible day rather than another format.
+fn has_date_shape(kind: &Kind, text: &str) -> bool {
+    let shape: String = text
+        .chars()
+        .map(|c| if c.is_ascii_digit() { 'd' } else { c })
+        .collect();
+    match kind {
+        Kind::Timestamp(TsFormat::Compact) => shape == "dddddddddddddd",
+        Kind::Timestamp(TsFormat::DayFirst) => shape == "dd/dd/dddd" || shape == "dd/dd/dddd dd:dd",
+        Kind::Date(DateFormat::DayFirst) => shape == "dd/dd/dddd",
+        _ => false,
     }
 }
 

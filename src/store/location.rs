@@ -214,3 +214,89 @@ pub async fn read_units(path: &str) -> Result<Units> {
     let bytes = loc.get(&loc.path(name)).await?;
     Units::parse(&bytes, path)
 }
+
+/// Where a location is, for comparing two: a local absolute path (links resolved as far as the
+/// path exists), or a bucket and the path segments inside it.
+enum Place {
+    Local(std::path::PathBuf),
+    Bucket(String, Vec<String>),
+    Other,
+}
+
+fn place(location: &str) -> Place {
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let mut parts = rest.split('/').filter(|s| !s.is_empty()).map(String::from);
+        let bucket = parts.next().unwrap_or_default();
+        return Place::Bucket(bucket, parts.collect());
+    }
+    let path = if location.starts_with("file://") {
+        match url::Url::parse(location)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+        {
+            Some(p) => p,
+            None => return Place::Other,
+        }
+    } else if location.contains("://") {
+        return Place::Other;
+    } else {
+        std::path::PathBuf::from(location)
+    };
+    let Ok(abs) = std::path::absolute(&path) else {
+        return Place::Other;
+    };
+    // Resolve links in the part that exists, keep the rest as written.
+    let mut existing = abs.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.file_name(), existing.parent()) {
+            (Some(n), Some(p)) => {
+                rest.push(n.to_os_string());
+                existing = p.to_path_buf();
+            }
+            _ => break,
+        }
+    }
+    let mut real = std::fs::canonicalize(&existing).unwrap_or(existing);
+    for n in rest.into_iter().rev() {
+        real.push(n);
+    }
+    Place::Local(crate::config::clean_path(&real))
+}
+
+/// Refuse (a usage error, before anything is written) a warehouse that is a filesystem root, is
+/// the landing area, lies inside it or contains it: vacuuming and publishing would then touch the
+/// landing's files or the whole disk.
+pub fn check_locations(landing: &str, warehouse: &str) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(Error::Usage(format!(
+            "the warehouse `{warehouse}` {why}; choose a folder of its own, apart from the landing area `{landing}`"
+        )))
+    };
+    match (place(landing), place(warehouse)) {
+        (_, Place::Local(w)) if w.parent().is_none() => refuse("is the root of the file system"),
+        (Place::Local(l), Place::Local(w)) => {
+            if w == l {
+                refuse("is the landing area")
+            } else if w.starts_with(&l) {
+                refuse("lies inside the landing area")
+            } else if l.starts_with(&w) {
+                refuse("contains the landing area")
+            } else {
+                Ok(())
+            }
+        }
+        (Place::Bucket(lb, lp), Place::Bucket(wb, wp)) if lb == wb => {
+            if wp == lp {
+                refuse("is the landing area")
+            } else if wp.starts_with(&lp) {
+                refuse("lies inside the landing area")
+            } else if lp.starts_with(&wp) {
+                refuse("contains the landing area")
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}

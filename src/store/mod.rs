@@ -10,5 +10,6 @@ pub mod commits;
 pub mod ledger;
 pub mod location;
 pub mod lock;
+pub mod pii_key;
 pub mod publish;
 pub mod runs;

@@ -34,6 +34,9 @@ pub struct RunRecord {
     pub targets: TargetCounts,
     /// Source-days of this run without any file (freshness), with the source's severity.
     pub missing: Vec<MissingDay>,
+    /// Entries of this run's day folders that no source takes (a name no pattern matches, a
+    /// subfolder): not ingested, so reported.
+    pub unmatched: Vec<UnmatchedFile>,
     /// Each stage that ran: `plan` (which days a backfill runs), `ingest`, `marts` (marts and
     /// checks of the stale periods), with start and duration; counts and results are above.
     pub stages: Vec<Stage>,
@@ -48,6 +51,16 @@ pub struct Stage {
     pub duration_ms: u128,
     /// `None` when the stage succeeded; the error otherwise (the run stops there).
     pub error: Option<String>,
+}
+
+/// An entry of a day folder that no source takes, with the patterns of its system's sources.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UnmatchedFile {
+    pub system: String,
+    #[serde(serialize_with = "serde_day::one")]
+    pub day: NaiveDate,
+    pub file: String,
+    pub patterns: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -126,6 +139,7 @@ impl RunRecord {
             periods: Vec::new(),
             targets: TargetCounts::default(),
             missing: Vec::new(),
+            unmatched: Vec::new(),
             stages: Vec::new(),
             exit_code: 0,
             error: None,

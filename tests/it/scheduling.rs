@@ -36,12 +36,16 @@ fn backfill_runs_new_and_changed_days_only() {
     );
     h.file("one_stop", "2022-03-02", "hoso_1.json", dossiers(&["C"]));
     let rec = backfill(&h, "2022-03-01", "2022-03-03", true);
-    assert_eq!(rec.dates, [day("2022-03-01"), day("2022-03-02")]);
+    // 03-03 has no file of any source and was never run: a total outage, run and reported.
     assert_eq!(
-        rec.skipped_dates,
-        [day("2022-03-03")],
-        "no file: nothing to run"
+        rec.dates,
+        [day("2022-03-01"), day("2022-03-02"), day("2022-03-03")]
     );
+    assert!(rec.skipped_dates.is_empty());
+    assert!(rec
+        .missing
+        .iter()
+        .any(|m| m.source == "dossiers" && m.day == day("2022-03-03")));
 
     let rec = backfill(&h, "2022-03-01", "2022-03-03", true);
     assert!(rec.dates.is_empty(), "{:?}", rec.dates);

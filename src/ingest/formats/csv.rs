@@ -34,6 +34,14 @@ pub fn read(bytes: &[u8], emit: &mut Emit) -> Result<(), String> {
             None => missing.push(format!("`{}`", col.from)),
         }
     }
+    if !missing.is_empty() && header.len() == 1 {
+        if let Some(d) = header[0].chars().find(|c| matches!(c, ';' | '\t' | '|')) {
+            return Err(format!(
+                "the header is separated by `{}`, not by commas: not the report screen's CSV export",
+                d.escape_default()
+            ));
+        }
+    }
     if !missing.is_empty() {
         return Err(format!(
             "missing contract header{} {}",
