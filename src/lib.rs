@@ -12,7 +12,7 @@
 //!    checks, refresh, engine-side validation.
 //! 6. [`ranking`]: the yearly ranking, computed.
 //! 7. [`report`]: what people read (Vietnamese wording, HTML, xlsx, terminal summaries).
-//! 8. The application: [`run`], [`rank`], [`status`], [`sql`], [`shell`], [`docs`], [`testing`],
+//! 8. The application: [`run`], [`rank`], [`status`], [`sql`], [`serve`], [`shell`], [`docs`], [`testing`],
 //!    [`synth`] (synthetic extracts) and [`cli`].
 
 pub mod base;
@@ -27,6 +27,7 @@ pub mod cli;
 pub mod docs;
 pub mod rank;
 pub mod run;
+pub mod serve;
 pub mod shell;
 pub mod sql;
 pub mod status;

@@ -112,28 +112,8 @@ pub enum OutputFormat {
 /// settings. Everything else (`COPY`, `CREATE [EXTERNAL] TABLE|VIEW`, `INSERT`, `DROP`, …) could
 /// write into the warehouse or register a file outside it (quarantine, `/etc`), and is refused.
 pub fn refusal(statement: &DFStatement) -> Option<String> {
-    use datafusion::sql::sqlparser::ast::{SetExpr, Statement as S};
     match statement {
-        DFStatement::Statement(s) => match s.as_ref() {
-            S::Query(q) => match q.body.as_ref() {
-                SetExpr::Insert(_) => Some("INSERT".into()),
-                SetExpr::Update(_) => Some("UPDATE".into()),
-                SetExpr::Delete(_) => Some("DELETE".into()),
-                SetExpr::Merge(_) => Some("MERGE".into()),
-                _ => None,
-            },
-            S::Explain { statement, .. } => refusal(&DFStatement::Statement(statement.clone())),
-            S::ExplainTable { .. }
-            | S::Set(_)
-            | S::ShowVariable { .. }
-            | S::ShowVariables { .. }
-            | S::ShowTables { .. }
-            | S::ShowColumns { .. }
-            | S::ShowFunctions { .. }
-            | S::ShowViews { .. }
-            | S::ShowSchemas { .. } => None,
-            other => Some(leading_words(&other.to_string())),
-        },
+        DFStatement::Statement(s) => statement_refusal(s),
         DFStatement::Explain(e) => refusal(&e.statement),
         DFStatement::Reset(_) => None,
         DFStatement::CopyTo(_) => Some("COPY".into()),
@@ -141,18 +121,64 @@ pub fn refusal(statement: &DFStatement) -> Option<String> {
     }
 }
 
+/// [`refusal`] of a statement of the SQL grammar (what `cchc serve` parses).
+pub fn statement_refusal(statement: &datafusion::sql::sqlparser::ast::Statement) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{SetExpr, Statement as S};
+    match statement {
+        S::Query(q) => match q.body.as_ref() {
+            SetExpr::Insert(_) => Some("INSERT".into()),
+            SetExpr::Update(_) => Some("UPDATE".into()),
+            SetExpr::Delete(_) => Some("DELETE".into()),
+            SetExpr::Merge(_) => Some("MERGE".into()),
+            _ => None,
+        },
+        S::Explain { statement, .. } => statement_refusal(statement),
+        S::ExplainTable { .. }
+        | S::Set(_)
+        | S::ShowVariable { .. }
+        | S::ShowVariables { .. }
+        | S::ShowTables { .. }
+        | S::ShowColumns { .. }
+        | S::ShowFunctions { .. }
+        | S::ShowViews { .. }
+        | S::ShowSchemas { .. } => None,
+        other => Some(leading_words(&other.to_string())),
+    }
+}
+
 /// The keywords a statement starts with (`CREATE TABLE`, `DROP VIEW`, `INSERT`), for messages.
 fn leading_words(sql: &str) -> String {
     let words: Vec<String> = sql
         .split_whitespace()
-        .take_while(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
-        .take(3)
+        .take(4)
         .map(|w| w.to_uppercase())
         .collect();
-    if words.is_empty() {
+    // A verb, then the kind of object for the verbs that take one (`CREATE OR REPLACE VIEW`).
+    let mut out = Vec::new();
+    for w in words {
+        let more = out.is_empty()
+            || matches!(
+                out.last().map(String::as_str),
+                Some(
+                    "CREATE"
+                        | "DROP"
+                        | "ALTER"
+                        | "OR"
+                        | "REPLACE"
+                        | "EXTERNAL"
+                        | "TEMPORARY"
+                        | "TEMP"
+                )
+            );
+        if !more || !w.chars().all(|c| c.is_ascii_alphabetic()) {
+            break;
+        }
+        out.push(w);
+    }
+    if out.is_empty() {
         "this statement".into()
     } else {
-        words.join(" ")
+        out.join(" ")
     }
 }
 

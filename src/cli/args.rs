@@ -100,6 +100,18 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// A read-only SQL endpoint over the warehouse for BI tools and notebooks (PostgreSQL wire
+    /// protocol): the tables and views of `cchc sql`, always the newest published version.
+    Serve {
+        #[command(subcommand)]
+        action: Option<ServeAction>,
+        /// ADDR:PORT; overrides the config's `serve.listen` (default 127.0.0.1:5433).
+        #[arg(long, env = "CCHC_LISTEN")]
+        listen: Option<String>,
+        /// Check the settings (address, users file, TLS files) and exit.
+        #[arg(long)]
+        check: bool,
+    },
     /// Interactive SQL over the warehouse (history, multi-line statements, `\d`).
     Shell,
     /// Run the pipeline's tests: YAML unit tests and .slt files in `<pipelines>/tests/`.
@@ -129,6 +141,13 @@ pub enum Command {
         #[arg(long, default_value_t = 0.001)]
         defects: f64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServeAction {
+    /// Add (or replace) a user of the SQL endpoint in the users file: a SCRAM-SHA-256 verifier of
+    /// a password read without echo, or from stdin when stdin is not a terminal.
+    AddUser { name: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -20,7 +20,7 @@ use crate::store::location::{read_units, Location};
 use crate::store::lock::Writer;
 use crate::synth::{self, GenOptions};
 use crate::warehouse::refresh::refresh_marts;
-pub use args::{Cli, Command, GenArgs, LogFormat, Rerun, DEMO_PII_KEY};
+pub use args::{Cli, Command, GenArgs, LogFormat, Rerun, ServeAction, DEMO_PII_KEY};
 
 fn overrides(cli: &Cli) -> Overrides {
     Overrides {
@@ -311,6 +311,35 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             } else {
                 0
             })
+        }
+        Command::Serve {
+            action,
+            listen,
+            check,
+        } => {
+            let cfg = load(cli)?;
+            if let Some(ServeAction::AddUser { name }) = action {
+                crate::serve::add_user(&cfg, name)?;
+                if !cli.quiet {
+                    println!(
+                        "user {name} written to {}",
+                        cfg.serve.users_file.as_deref().unwrap_or_default()
+                    );
+                }
+                return Ok(0);
+            }
+            let plan = crate::serve::check(&cfg, listen.as_deref())?;
+            if *check {
+                println!(
+                    "{}: serve settings ok (listen {})",
+                    cli.config.display(),
+                    plan.listen
+                );
+                return Ok(0);
+            }
+            let units = runtime()?.block_on(read_units(&cfg.units)).ok();
+            crate::serve::serve(&cfg, units, plan)?;
+            Ok(0)
         }
         Command::Shell => {
             let cfg = load(cli)?;

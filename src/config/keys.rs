@@ -71,6 +71,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
 #[derive(Clone, Copy)]
 pub enum FileKind {
     Env,
+    Serve,
     Pipeline,
     Source,
     Format,
@@ -101,6 +102,15 @@ impl FileKind {
                 "units",
                 "pii_key_env",
                 "plans",
+                "serve",
+            ],
+            FileKind::Serve => &[
+                "listen",
+                "users_file",
+                "tls_cert",
+                "tls_key",
+                "max_connections",
+                "query_timeout_s",
             ],
             FileKind::Pipeline => &["system", "description", "sources", "models"],
             FileKind::Source => &[
@@ -164,6 +174,7 @@ impl FileKind {
     fn what(self) -> &'static str {
         match self {
             FileKind::Env => "environment config",
+            FileKind::Serve => "serve",
             FileKind::Pipeline => "pipeline",
             FileKind::Source => "source",
             FileKind::Format => "format",
@@ -188,6 +199,7 @@ impl FileKind {
     /// The kind of the mapping(s) under `key` of this kind.
     fn child(self, key: &str) -> Option<FileKind> {
         match (self, key) {
+            (FileKind::Env, "serve") => Some(FileKind::Serve),
             (FileKind::Pipeline, "sources") => Some(FileKind::Source),
             (FileKind::Source, "format") => Some(FileKind::Format),
             (FileKind::Source, "columns") | (FileKind::Column, "fields") => Some(FileKind::Column),
@@ -254,8 +266,8 @@ pub fn report_unknown_keys(
 #[cfg(test)]
 mod tests {
     use super::super::raw::{
-        RawColumn, RawEnv, RawModel, RawModelColumn, RawPipeline, RawPlan, RawRule, RawSource,
-        RawTarget, RawUnmeasurable, RawWhen,
+        RawColumn, RawEnv, RawModel, RawModelColumn, RawPipeline, RawPlan, RawRule, RawServe,
+        RawSource, RawTarget, RawUnmeasurable, RawWhen,
     };
     use super::FileKind;
 
@@ -287,6 +299,7 @@ mod tests {
     #[test]
     fn key_lists_match_the_raw_structs() {
         assert_eq!(listed(FileKind::Env), serde_fields::<RawEnv>());
+        assert_eq!(listed(FileKind::Serve), serde_fields::<RawServe>());
         assert_eq!(listed(FileKind::Pipeline), serde_fields::<RawPipeline>());
         assert_eq!(listed(FileKind::Source), serde_fields::<RawSource>());
         assert_eq!(listed(FileKind::Column), serde_fields::<RawColumn>());

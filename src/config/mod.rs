@@ -166,7 +166,23 @@ pub struct Config {
     pub plans: Vec<Plan>,
     /// The ranking schemes, by year.
     pub schemes: Vec<Scheme>,
+    /// `cchc serve`.
+    pub serve: ServeConfig,
 }
+
+/// The SQL endpoint's settings (`serve:` of the environment config), paths resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    pub listen: String,
+    pub users_file: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub max_connections: usize,
+    pub query_timeout_s: u64,
+}
+
+/// Where `cchc serve` listens unless told otherwise (5432 is left to a real PostgreSQL).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
 
 impl Config {
     pub fn source(&self, name: &str) -> Option<&Source> {
@@ -536,7 +552,17 @@ fn load_collecting(
             format!("no pipeline YAML in {}", pipelines_dir.display()),
         );
     }
+    let raw_serve = env.serve.unwrap_or_default();
+    let serve = ServeConfig {
+        listen: raw_serve.listen.unwrap_or_else(|| DEFAULT_LISTEN.into()),
+        users_file: raw_serve.users_file.map(|p| resolve(&base, &p)),
+        tls_cert: raw_serve.tls_cert.map(|p| resolve(&base, &p)),
+        tls_key: raw_serve.tls_key.map(|p| resolve(&base, &p)),
+        max_connections: raw_serve.max_connections.unwrap_or(64),
+        query_timeout_s: raw_serve.query_timeout_s.unwrap_or(300),
+    };
     Some(Config {
+        serve,
         config_file: config_file.to_path_buf(),
         pipelines_dir,
         landing,

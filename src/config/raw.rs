@@ -21,6 +21,25 @@ pub struct RawEnv {
     /// Folder of the reform plans, one sub-folder per plan year (`plans/2022/targets.yaml`),
     /// relative to this file; default `plans`.
     pub plans: Option<Spanned<String>>,
+    /// `cchc serve`: the SQL endpoint.
+    pub serve: Option<RawServe>,
+}
+
+/// The `serve:` section of an environment config.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawServe {
+    /// `ADDR:PORT`; default `127.0.0.1:5433`.
+    pub listen: Option<String>,
+    /// File of SCRAM-SHA-256 verifiers (`cchc serve add-user`), relative to this file.
+    pub users_file: Option<String>,
+    /// PEM certificate chain and PKCS#8 key for TLS, relative to this file.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// Most connections served at once; default 64.
+    pub max_connections: Option<usize>,
+    /// A query running longer fails (SQLSTATE 57014); default 300.
+    pub query_timeout_s: Option<u64>,
 }
 
 /// `pipelines/<name>.yaml`: the sources of one source system, and/or models (SQL views and

@@ -19,9 +19,10 @@ const LAYERS: [&str; 7] = [
 
 /// Where DataFusion may be named: the engine's layer, the query commands, and the one error enum
 /// that converts its errors.
-const ENGINE: [&str; 5] = [
+const ENGINE: [&str; 6] = [
     "warehouse/",
     "sql.rs",
+    "serve.rs",
     "shell.rs",
     "testing.rs",
     "base/error.rs",

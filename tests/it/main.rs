@@ -15,5 +15,6 @@ mod regression;
 mod report;
 mod s3;
 mod scheduling;
+mod serve;
 mod state;
 mod targets;

@@ -1,0 +1,352 @@
+//! `cchc serve` with real clients: the server is the binary on a loopback port, `psql` (Debian's
+//! postgresql-client, installed by .ci/setup) is the client.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::common::*;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A config of the shipped pipelines on `landing` and `warehouse`, with a users file.
+fn config_with_users(dir: &Path, landing: &str, warehouse: &str) -> PathBuf {
+    let repo = repo();
+    let users = dir.join("users.txt");
+    let cfg = dir.join("serve.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "pipelines: {}\nplans: {}\nlanding: {landing}\nwarehouse: {warehouse}\npii_key_env: CCHC_PII_KEY\nserve:\n  users_file: {}\n",
+            repo.join("pipelines").display(),
+            repo.join("configs/plans").display(),
+            users.display()
+        ),
+    )
+    .unwrap();
+    let mut add = Command::new(env!("CARGO_BIN_EXE_cchc"))
+        .args(["--config"])
+        .arg(&cfg)
+        .args(["serve", "add-user", "analyst"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(add.wait().unwrap().success());
+    let text = std::fs::read_to_string(&users).unwrap();
+    assert!(text.starts_with("analyst:scram-sha-256:4096:"), "{text}");
+    assert!(!text.contains(PASSWORD));
+    cfg
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(cfg: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cchc"))
+        .args(["--config"])
+        .arg(cfg)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CCHC_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("listening on 127.0.0.1:")
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    Server { child, port }
+}
+
+/// psql's exit code, stdout and stderr for one command (unaligned, tuples only, comma-separated).
+fn psql(port: u16, user: &str, password: &str, sql: &str) -> (i32, String, String) {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            "cchc",
+        ])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-F",
+            ",",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "VERBOSITY=verbose",
+        ])
+        .args(["-c", sql])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .env("PGSSLMODE", "disable")
+        .output()
+        .expect("psql is installed (.ci/setup installs postgresql-client)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn psql_reads_the_marts_and_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = generate(dir.path(), "2022-01-01", "2022-01-03", "0.01")
+        .display()
+        .to_string();
+    let wh = dir.path().join("wh");
+    let whs = wh.display().to_string();
+    backfill_ok(&landing, &whs, "2022-01-01", "2022-01-03", &[]);
+    let cfg = config_with_users(dir.path(), &landing, &whs);
+    let server = start(&cfg);
+    let before = tree(&wh);
+
+    // A query returns exactly what `cchc sql --format csv` returns.
+    let sql = "SELECT target_id, unit_code, period, numerator, denominator, status FROM target_results WHERE period = '2022-01' ORDER BY target_id, unit_code";
+    let (code, stdout, stderr) = psql(server.port, "analyst", PASSWORD, sql);
+    assert_eq!(code, 0, "{stderr}");
+    let expected = bin(&landing, &whs)
+        .args(["sql", sql, "--format", "csv"])
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&expected.stdout);
+    let expected: Vec<&str> = expected.lines().skip(1).collect();
+    let got: Vec<&str> = stdout.lines().collect();
+    assert!(!got.is_empty());
+    assert_eq!(got, expected);
+
+    // \dt lists the tables.
+    let (code, stdout, stderr) = psql(server.port, "analyst", PASSWORD, "\\dt");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("target_results"), "{stdout}");
+
+    // Wrong password, unknown user: refused.
+    let (code, _, stderr) = psql(server.port, "analyst", "wrong password", "SELECT 1");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.to_lowercase().contains("password"), "{stderr}");
+    let (code, _, stderr) = psql(server.port, "nobody", PASSWORD, "SELECT 1");
+    assert_eq!(code, 2, "{stderr}");
+
+    // Writes: refused with 25006, nothing changes.
+    for sql in [
+        format!("COPY (SELECT 1) TO '{whs}/ledger/x.json'"),
+        "CREATE TABLE t AS SELECT 1".to_string(),
+        "INSERT INTO target_results SELECT * FROM target_results".to_string(),
+        "DROP TABLE target_results".to_string(),
+        "CREATE VIEW v AS SELECT 1".to_string(),
+    ] {
+        let (code, _, stderr) = psql(server.port, "analyst", PASSWORD, &sql);
+        assert_ne!(code, 0, "{sql} was accepted");
+        assert!(stderr.contains("25006"), "{sql}: {stderr}");
+    }
+    // A syntax error is an error, and the server goes on serving.
+    let (code, _, _) = psql(server.port, "analyst", PASSWORD, "SELEC 1");
+    assert_ne!(code, 0);
+    let (code, stdout, stderr) = psql(
+        server.port,
+        "analyst",
+        PASSWORD,
+        "SELECT count(*) FROM dossiers",
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.trim().parse::<u64>().unwrap() > 0);
+    assert!(before == tree(&wh), "the warehouse changed");
+}
+
+#[test]
+fn a_new_run_is_served_at_the_next_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = generate(dir.path(), "2022-01-01", "2022-01-04", "0.01")
+        .display()
+        .to_string();
+    let wh = dir.path().join("wh");
+    let whs = wh.display().to_string();
+    backfill_ok(&landing, &whs, "2022-01-01", "2022-01-02", &[]);
+    let cfg = config_with_users(dir.path(), &landing, &whs);
+    let server = start(&cfg);
+    let sql = "SELECT max(as_of) FROM target_results WHERE period = '2022'";
+    let (code, before, stderr) = psql(server.port, "analyst", PASSWORD, sql);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(before.trim(), "2022-01-02");
+    backfill_ok(&landing, &whs, "2022-01-03", "2022-01-04", &[]);
+    let (code, after, stderr) = psql(server.port, "analyst", PASSWORD, sql);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(after.trim(), "2022-01-04");
+}
+
+#[test]
+fn unsafe_settings_are_refused_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = dir.path().join("landing");
+    std::fs::create_dir_all(&landing).unwrap();
+    let ls = landing.display().to_string();
+    let whs = dir.path().join("wh").display().to_string();
+    // Beyond loopback without TLS and users.
+    let out = bin(&ls, &whs)
+        .args(["serve", "--listen", "0.0.0.0:5433", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without TLS and users"));
+    // A certificate that does not load: an error, never plain text.
+    let cfg = dir.path().join("tls.yaml");
+    std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
+    std::fs::write(dir.path().join("key.pem"), "not a key").unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "pipelines: {}\nplans: {}\nlanding: {ls}\nwarehouse: {whs}\nserve:\n  tls_cert: cert.pem\n  tls_key: key.pem\n",
+            repo().join("pipelines").display(),
+            repo().join("configs/plans").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cchc"))
+        .args(["--config"])
+        .arg(&cfg)
+        .args(["serve", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not fall back to plain text"));
+    // Loopback without users: fine.
+    let out = bin(&ls, &whs)
+        .args(["serve", "--listen", "127.0.0.1:5999", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Eight clients query while a backfill republishes the warehouse: every answer is one complete
+/// published version (the one before or the one after), and after the run they see the new one.
+#[test]
+fn eight_clients_during_a_backfill_see_whole_versions_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = generate(dir.path(), "2022-01-01", "2022-01-08", "0.02")
+        .display()
+        .to_string();
+    let wh = dir.path().join("wh");
+    let whs = wh.display().to_string();
+    backfill_ok(&landing, &whs, "2022-01-01", "2022-01-04", &[]);
+    let cfg = config_with_users(dir.path(), &landing, &whs);
+    let server = start(&cfg);
+    let sql = "SELECT target_id, unit_code, numerator, denominator FROM target_results WHERE period = '2022' ORDER BY target_id, unit_code";
+    let (code, version_a, stderr) = psql(server.port, "analyst", PASSWORD, sql);
+    assert_eq!(code, 0, "{stderr}");
+    let mut run = bin(&landing, &whs)
+        .args([
+            "backfill",
+            "--from",
+            "2022-01-01",
+            "--to",
+            "2022-01-08",
+            "--rerun",
+            "all",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = server.port;
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                let t0 = std::time::Instant::now();
+                while !done.load(std::sync::atomic::Ordering::SeqCst)
+                    && t0.elapsed() < std::time::Duration::from_secs(120)
+                {
+                    answers.push(psql(port, "analyst", PASSWORD, sql));
+                }
+                answers
+            })
+        })
+        .collect();
+    let status = run.wait().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(status.code(), Some(0 | 1)), "{status:?}");
+    let (_, version_b, _) = psql(server.port, "analyst", PASSWORD, sql);
+    assert_ne!(
+        version_a, version_b,
+        "the backfill must change the figures, or this proves nothing"
+    );
+    let mut n = 0;
+    for c in clients {
+        for (code, answer, stderr) in c.join().unwrap() {
+            assert_eq!(code, 0, "{stderr}");
+            assert!(
+                answer == version_a || answer == version_b,
+                "a mixed answer:\n{answer}"
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 8, "only {n} answers");
+    let expected = bin(&landing, &whs)
+        .args(["sql", sql, "--format", "csv"])
+        .output()
+        .unwrap();
+    let expected: Vec<String> = String::from_utf8_lossy(&expected.stdout)
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        version_b.lines().map(String::from).collect::<Vec<_>>(),
+        expected
+    );
+}
