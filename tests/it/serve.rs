@@ -350,3 +350,88 @@ fn eight_clients_during_a_backfill_see_whole_versions_only() {
         expected
     );
 }
+
+/// psycopg (the extended protocol, with parameters), then bad clients: a malformed startup
+/// packet, a client that vanishes in the middle of a result. The server keeps serving, and
+/// SIGTERM stops it cleanly.
+#[test]
+fn psycopg_reads_and_bad_clients_do_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = generate(dir.path(), "2022-01-01", "2022-01-03", "0.01")
+        .display()
+        .to_string();
+    let wh = dir.path().join("wh");
+    let whs = wh.display().to_string();
+    backfill_ok(&landing, &whs, "2022-01-01", "2022-01-03", &[]);
+    let cfg = config_with_users(dir.path(), &landing, &whs);
+    let mut server = start(&cfg);
+    let python = |script: &str| {
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .env("PORT", server.port.to_string())
+            .env("PASSWORD", PASSWORD)
+            .output()
+            .expect("python3 with psycopg (.ci/setup installs it)");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let connect = "import os, psycopg\nconn = psycopg.connect(host='127.0.0.1', port=int(os.environ['PORT']), user='analyst', password=os.environ['PASSWORD'], dbname='cchc', sslmode='disable')\n";
+    let (code, stdout, stderr) = python(&format!(
+        "{connect}rows = conn.execute(\"SELECT target_id, numerator, denominator FROM target_results WHERE period = %s AND unit_code = %s ORDER BY target_id\", ('2022', 'ALL')).fetchall()\nfor r in rows: print(','.join(str(x) for x in r))\ntry:\n    conn.execute('DROP TABLE target_results')\nexcept psycopg.Error as e:\n    print('refused', e.sqlstate)\n"
+    ));
+    assert_eq!(code, Some(0), "{stderr}");
+    let expected = bin(&landing, &whs)
+        .args([
+            "sql",
+            "SELECT target_id, numerator, denominator FROM target_results WHERE period = '2022' AND unit_code = 'ALL' ORDER BY target_id",
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    let mut expected: Vec<String> = String::from_utf8_lossy(&expected.stdout)
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect();
+    expected.push("refused 25006".into());
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), expected);
+
+    // A malformed startup packet: the connection is dropped.
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let _ = s.write_all(b"\x00\x00\x00\x10\xde\xad\xbe\xefgarbage!");
+    let mut buf = [0u8; 256];
+    let _ = s.read(&mut buf);
+    drop(s);
+    // A client that vanishes in the middle of a large result.
+    let (code, _, stderr) = python(&format!(
+        "{connect}conn.pgconn.send_query(b'SELECT d1.dossier_id FROM dossiers d1 CROSS JOIN dossiers d2')\nos._exit(0)\n"
+    ));
+    assert_eq!(code, Some(0), "{stderr}");
+    // Still serving.
+    let (code, stdout, stderr) = psql(server.port, "analyst", PASSWORD, "SELECT 41 + 1");
+    assert_eq!((code, stdout.trim()), (0, "42"), "{stderr}");
+    // SIGTERM: stops accepting and exits cleanly.
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = server.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(40),
+            "serve did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0));
+}
