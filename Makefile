@@ -4,10 +4,10 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/cchc-target
 CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/release/cchc
 
-.PHONY: help demo test check fmt clippy bench build
+.PHONY: help demo test check fmt clippy bench bench-serve build
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build the release binary
 	$(CARGO) build --release --locked
@@ -33,3 +33,6 @@ check: ## format check + clippy + tests
 bench: build ## province-year: ingest vs DuckDB loading the same files; marts and checks vs DuckDB on the same SQL
 	bench/ingest.sh
 	bench/marts.sh
+
+bench-serve: build ## query mix through `cchc serve` vs `cchc sql` on the demo warehouse (run `make demo` first)
+	python3 bench/serve.py $(BIN) configs/local.yaml 20

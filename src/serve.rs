@@ -12,7 +12,8 @@
 //!   without users, no password is asked and the server listens on loopback only. TLS from the
 //!   config's certificate and key; a certificate that fails to load is an error, never a fallback
 //!   to plain text; a non-loopback address without TLS and users is refused.
-//! - Operations: a connection limit, one log line per statement (user, duration, error), SIGTERM
+//! - Operations: a connection limit, a per-statement timeout (`serve.query_timeout_s`, SQLSTATE
+//!   57014), one log line per statement (user, duration, error), SIGTERM
 //!   or SIGINT stops accepting and lets open connections finish (for up to 30 s).
 
 use std::collections::HashMap;
@@ -285,6 +286,17 @@ async fn materialise(resp: Response) -> Response {
 /// Attempts of a statement whose files were replaced while it read them.
 const ATTEMPTS: usize = 5;
 
+fn timeout_error(limit: Duration) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        "57014".into(),
+        format!(
+            "canceling statement: it ran longer than serve.query_timeout_s ({} s)",
+            limit.as_secs()
+        ),
+    )))
+}
+
 fn replaced_error() -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".into(),
@@ -338,6 +350,8 @@ struct State {
     wh: Location,
     current: RwLock<Arc<Snapshot>>,
     refresh: tokio::sync::Mutex<()>,
+    /// The longest a statement may run, reading its rows included.
+    timeout: Duration,
 }
 
 impl State {
@@ -426,16 +440,18 @@ impl SimpleQueryHandler for Queries {
                     break;
                 }
             };
-            let out = SimpleQueryHandler::do_query(snap.service.as_ref(), client, query).await;
-            let out = match out {
-                Ok(responses) => {
-                    let mut all = Vec::with_capacity(responses.len());
-                    for resp in responses {
-                        all.push(materialise(resp).await);
-                    }
-                    Ok(all)
+            let run = async {
+                let responses =
+                    SimpleQueryHandler::do_query(snap.service.as_ref(), client, query).await?;
+                let mut all = Vec::with_capacity(responses.len());
+                for resp in responses {
+                    all.push(materialise(resp).await);
                 }
-                Err(e) => Err(e),
+                Ok(all)
+            };
+            let out = match tokio::time::timeout(self.state.timeout, run).await {
+                Ok(out) => out,
+                Err(_) => Err(timeout_error(self.state.timeout)),
             };
             if snap.intact().await? {
                 r = out;
@@ -472,12 +488,15 @@ impl ExtendedQueryHandler for Queries {
         let t0 = Instant::now();
         let user = user_of(client);
         let snap = self.state.current();
-        let r = ExtendedQueryHandler::do_query(snap.service.as_ref(), client, portal, max_rows)
-            .await
-            .map(|resp| async { materialise(resp).await });
-        let r = match r {
-            Ok(f) => Ok(f.await),
-            Err(e) => Err(e),
+        let run = async {
+            let resp =
+                ExtendedQueryHandler::do_query(snap.service.as_ref(), client, portal, max_rows)
+                    .await?;
+            Ok(materialise(resp).await)
+        };
+        let r = match tokio::time::timeout(self.state.timeout, run).await {
+            Ok(r) => r,
+            Err(_) => Err(timeout_error(self.state.timeout)),
         };
         // A prepared statement is bound to the version it was planned on: if that version's
         // files went while it read them, the client is told to run it again (40001), never
@@ -664,6 +683,7 @@ pub fn serve(cfg: &Config, units: Option<Units>, plan: Plan) -> Result<()> {
             wh,
             current: RwLock::new(Arc::new(first)),
             refresh: Default::default(),
+            timeout: Duration::from_secs(cfg.serve.query_timeout_s.max(1)),
         });
         let handlers = Arc::new(Handlers {
             queries: Arc::new(Queries { state }),

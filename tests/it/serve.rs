@@ -435,3 +435,31 @@ fn psycopg_reads_and_bad_clients_do_not_stop_the_server() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// A statement longer than `serve.query_timeout_s` fails with 57014; the server goes on.
+#[test]
+fn a_statement_over_the_timeout_is_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = generate(dir.path(), "2022-01-01", "2022-01-01", "0.01")
+        .display()
+        .to_string();
+    let whs = dir.path().join("wh").display().to_string();
+    backfill_ok(&landing, &whs, "2022-01-01", "2022-01-01", &[]);
+    let cfg = config_with_users(dir.path(), &landing, &whs);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("  query_timeout_s: 1\n");
+    std::fs::write(&cfg, text).unwrap();
+    let server = start(&cfg);
+    let t0 = std::time::Instant::now();
+    let (code, _, stderr) = psql(
+        server.port,
+        "analyst",
+        PASSWORD,
+        "SELECT count(*) FROM range(100000000000)",
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("57014"), "{stderr}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(30));
+    let (code, stdout, stderr) = psql(server.port, "analyst", PASSWORD, "SELECT 1");
+    assert_eq!((code, stdout.trim()), (0, "1"), "{stderr}");
+}
