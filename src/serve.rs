@@ -268,18 +268,20 @@ impl Snapshot {
     }
 }
 
-/// Read a response's rows to the end, so that they can be checked before they are sent.
-async fn materialise(resp: Response) -> Response {
+/// Read a response's rows to the end, so that they can be checked before they are sent; with
+/// how many rows it holds.
+async fn materialise(resp: Response) -> (Response, usize) {
     use futures::StreamExt;
     match resp {
         Response::Query(mut q) => {
             let rows: Vec<PgWireResult<DataRow>> = q.data_rows.by_ref().collect().await;
+            let n = rows.len();
             let tag = q.command_tag().to_string();
             let mut again = QueryResponse::new(q.row_schema(), futures::stream::iter(rows));
             again.set_command_tag(&tag);
-            Response::Query(again)
+            (Response::Query(again), n)
         }
-        other => other,
+        other => (other, 0),
     }
 }
 
@@ -409,12 +411,12 @@ fn user_of<C: ClientInfo>(client: &C) -> String {
         .unwrap_or_default()
 }
 
-fn log_statement(user: &str, query: &str, t0: Instant, error: Option<&PgWireError>) {
+fn log_statement<T>(user: &str, query: &str, t0: Instant, r: &PgWireResult<(T, usize)>) {
     let ms = t0.elapsed().as_millis() as u64;
     let query: String = query.chars().take(200).collect();
-    match error {
-        None => tracing::info!(user, ms, query = %query, "statement done"),
-        Some(e) => tracing::info!(user, ms, query = %query, error = %e, "statement failed"),
+    match r {
+        Ok((_, rows)) => tracing::info!(user, ms, rows, query = %query, "statement done"),
+        Err(e) => tracing::info!(user, ms, query = %query, error = %e, "statement failed"),
     }
 }
 
@@ -444,10 +446,13 @@ impl SimpleQueryHandler for Queries {
                 let responses =
                     SimpleQueryHandler::do_query(snap.service.as_ref(), client, query).await?;
                 let mut all = Vec::with_capacity(responses.len());
+                let mut rows = 0;
                 for resp in responses {
-                    all.push(materialise(resp).await);
+                    let (resp, n) = materialise(resp).await;
+                    all.push(resp);
+                    rows += n;
                 }
-                Ok(all)
+                Ok((all, rows))
             };
             let out = match tokio::time::timeout(self.state.timeout, run).await {
                 Ok(out) => out,
@@ -459,8 +464,8 @@ impl SimpleQueryHandler for Queries {
             }
             tracing::debug!("files replaced while reading: running the statement again");
         }
-        log_statement(&user, query, t0, r.as_ref().err());
-        r
+        log_statement(&user, query, t0, &r);
+        r.map(|(responses, _)| responses)
     }
 }
 
@@ -492,7 +497,7 @@ impl ExtendedQueryHandler for Queries {
             let resp =
                 ExtendedQueryHandler::do_query(snap.service.as_ref(), client, portal, max_rows)
                     .await?;
-            Ok(materialise(resp).await)
+            Ok::<_, PgWireError>(materialise(resp).await)
         };
         let r = match tokio::time::timeout(self.state.timeout, run).await {
             Ok(r) => r,
@@ -505,7 +510,8 @@ impl ExtendedQueryHandler for Queries {
             (Ok(_), false) => Err(replaced_error()),
             (r, _) => r,
         };
-        log_statement(&user, &portal.statement.statement.0, t0, r.as_ref().err());
+        log_statement(&user, &portal.statement.statement.0, t0, &r);
+        let r = r.map(|(resp, _)| resp);
         // The next statement is parsed on the newest version.
         let _ = self.state.fresh().await;
         r

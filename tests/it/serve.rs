@@ -60,7 +60,8 @@ fn start(cfg: &Path) -> Server {
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("CCHC_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // The server's log, next to its config.
+        .stderr(std::fs::File::create(cfg.with_file_name("serve.log")).unwrap())
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -193,6 +194,20 @@ fn psql_reads_the_marts_and_cannot_write() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.trim().parse::<u64>().unwrap() > 0);
     assert!(before == tree(&wh), "the warehouse changed");
+    // One log line per statement: user, duration, rows or error.
+    let log = std::fs::read_to_string(cfg.with_file_name("serve.log")).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("statement done")
+            && l.contains("user=\"analyst\"")
+            && l.contains("rows=1")
+            && l.contains("count(*) FROM dossiers")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("statement failed") && l.contains("25006")),
+        "{log}"
+    );
 }
 
 #[test]
