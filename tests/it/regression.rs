@@ -64,24 +64,6 @@ fn small_warehouse(dir: &std::path::Path) -> (String, std::path::PathBuf) {
     (landing, wh)
 }
 
-/// Every file of a tree with its content, to tell that nothing changed.
-fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Issue 11.1: `cchc sql` and `cchc shell` could write any file (`COPY … TO` over a ledger entry)
 /// and read any (`CREATE EXTERNAL TABLE` over quarantine or /etc/passwd).
 #[test]

@@ -41,6 +41,39 @@ fn config_with_users(dir: &Path, landing: &str, warehouse: &str) -> PathBuf {
     cfg
 }
 
+/// A served warehouse: extracts generated for `from..=last`, a backfill of `from..=to`, a config
+/// with the user `analyst`, and the server started on it.
+struct Served {
+    dir: tempfile::TempDir,
+    landing: String,
+    whs: String,
+    cfg: PathBuf,
+    server: Server,
+}
+
+fn served(from: &str, to: &str, last: &str, scale: &str, extra_config: &str) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = generate(dir.path(), from, last, scale)
+        .display()
+        .to_string();
+    let whs = dir.path().join("wh").display().to_string();
+    backfill_ok(&landing, &whs, from, to, &[]);
+    let cfg = config_with_users(dir.path(), &landing, &whs);
+    if !extra_config.is_empty() {
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(extra_config);
+        std::fs::write(&cfg, text).unwrap();
+    }
+    let server = start(&cfg);
+    Served {
+        dir,
+        landing,
+        whs,
+        cfg,
+        server,
+    }
+}
+
 struct Server {
     child: Child,
     port: u16,
@@ -114,39 +147,18 @@ fn psql(port: u16, user: &str, password: &str, sql: &str) -> (i32, String, Strin
     )
 }
 
-fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn psql_reads_the_marts_and_cannot_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let landing = generate(dir.path(), "2022-01-01", "2022-01-03", "0.01")
-        .display()
-        .to_string();
-    let wh = dir.path().join("wh");
-    let whs = wh.display().to_string();
-    backfill_ok(&landing, &whs, "2022-01-01", "2022-01-03", &[]);
-    let cfg = config_with_users(dir.path(), &landing, &whs);
-    let server = start(&cfg);
+    let s = served("2022-01-01", "2022-01-03", "2022-01-03", "0.01", "");
+    let landing = s.landing.clone();
+    let whs = s.whs.clone();
+    let cfg = s.cfg.clone();
+    let wh = s.dir.path().join("wh");
     let before = tree(&wh);
 
     // A query returns exactly what `cchc sql --format csv` returns.
     let sql = "SELECT target_id, unit_code, period, numerator, denominator, status FROM target_results WHERE period = '2022-01' ORDER BY target_id, unit_code";
-    let (code, stdout, stderr) = psql(server.port, "analyst", PASSWORD, sql);
+    let (code, stdout, stderr) = psql(s.server.port, "analyst", PASSWORD, sql);
     assert_eq!(code, 0, "{stderr}");
     let expected = bin(&landing, &whs)
         .args(["sql", sql, "--format", "csv"])
@@ -159,15 +171,15 @@ fn psql_reads_the_marts_and_cannot_write() {
     assert_eq!(got, expected);
 
     // \dt lists the tables.
-    let (code, stdout, stderr) = psql(server.port, "analyst", PASSWORD, "\\dt");
+    let (code, stdout, stderr) = psql(s.server.port, "analyst", PASSWORD, "\\dt");
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("target_results"), "{stdout}");
 
     // Wrong password, unknown user: refused.
-    let (code, _, stderr) = psql(server.port, "analyst", "wrong password", "SELECT 1");
+    let (code, _, stderr) = psql(s.server.port, "analyst", "wrong password", "SELECT 1");
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.to_lowercase().contains("password"), "{stderr}");
-    let (code, _, stderr) = psql(server.port, "nobody", PASSWORD, "SELECT 1");
+    let (code, _, stderr) = psql(s.server.port, "nobody", PASSWORD, "SELECT 1");
     assert_eq!(code, 2, "{stderr}");
 
     // Writes: refused with 25006, nothing changes.
@@ -178,15 +190,15 @@ fn psql_reads_the_marts_and_cannot_write() {
         "DROP TABLE target_results".to_string(),
         "CREATE VIEW v AS SELECT 1".to_string(),
     ] {
-        let (code, _, stderr) = psql(server.port, "analyst", PASSWORD, &sql);
+        let (code, _, stderr) = psql(s.server.port, "analyst", PASSWORD, &sql);
         assert_ne!(code, 0, "{sql} was accepted");
         assert!(stderr.contains("25006"), "{sql}: {stderr}");
     }
     // A syntax error is an error, and the server goes on serving.
-    let (code, _, _) = psql(server.port, "analyst", PASSWORD, "SELEC 1");
+    let (code, _, _) = psql(s.server.port, "analyst", PASSWORD, "SELEC 1");
     assert_ne!(code, 0);
     let (code, stdout, stderr) = psql(
-        server.port,
+        s.server.port,
         "analyst",
         PASSWORD,
         "SELECT count(*) FROM dossiers",
@@ -212,21 +224,15 @@ fn psql_reads_the_marts_and_cannot_write() {
 
 #[test]
 fn a_new_run_is_served_at_the_next_query() {
-    let dir = tempfile::tempdir().unwrap();
-    let landing = generate(dir.path(), "2022-01-01", "2022-01-04", "0.01")
-        .display()
-        .to_string();
-    let wh = dir.path().join("wh");
-    let whs = wh.display().to_string();
-    backfill_ok(&landing, &whs, "2022-01-01", "2022-01-02", &[]);
-    let cfg = config_with_users(dir.path(), &landing, &whs);
-    let server = start(&cfg);
+    let s = served("2022-01-01", "2022-01-02", "2022-01-04", "0.01", "");
+    let landing = s.landing.clone();
+    let whs = s.whs.clone();
     let sql = "SELECT max(as_of) FROM target_results WHERE period = '2022'";
-    let (code, before, stderr) = psql(server.port, "analyst", PASSWORD, sql);
+    let (code, before, stderr) = psql(s.server.port, "analyst", PASSWORD, sql);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(before.trim(), "2022-01-02");
     backfill_ok(&landing, &whs, "2022-01-03", "2022-01-04", &[]);
-    let (code, after, stderr) = psql(server.port, "analyst", PASSWORD, sql);
+    let (code, after, stderr) = psql(s.server.port, "analyst", PASSWORD, sql);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(after.trim(), "2022-01-04");
 }
@@ -288,17 +294,11 @@ fn unsafe_settings_are_refused_before_listening() {
 /// published version (the one before or the one after), and after the run they see the new one.
 #[test]
 fn eight_clients_during_a_backfill_see_whole_versions_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let landing = generate(dir.path(), "2022-01-01", "2022-01-08", "0.02")
-        .display()
-        .to_string();
-    let wh = dir.path().join("wh");
-    let whs = wh.display().to_string();
-    backfill_ok(&landing, &whs, "2022-01-01", "2022-01-04", &[]);
-    let cfg = config_with_users(dir.path(), &landing, &whs);
-    let server = start(&cfg);
+    let s = served("2022-01-01", "2022-01-04", "2022-01-08", "0.02", "");
+    let landing = s.landing.clone();
+    let whs = s.whs.clone();
     let sql = "SELECT target_id, unit_code, numerator, denominator FROM target_results WHERE period = '2022' ORDER BY target_id, unit_code";
-    let (code, version_a, stderr) = psql(server.port, "analyst", PASSWORD, sql);
+    let (code, version_a, stderr) = psql(s.server.port, "analyst", PASSWORD, sql);
     assert_eq!(code, 0, "{stderr}");
     let mut run = bin(&landing, &whs)
         .args([
@@ -315,7 +315,7 @@ fn eight_clients_during_a_backfill_see_whole_versions_only() {
         .spawn()
         .unwrap();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let port = server.port;
+    let port = s.server.port;
     let clients: Vec<_> = (0..8)
         .map(|_| {
             let done = done.clone();
@@ -334,7 +334,7 @@ fn eight_clients_during_a_backfill_see_whole_versions_only() {
     let status = run.wait().unwrap();
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     assert!(matches!(status.code(), Some(0 | 1)), "{status:?}");
-    let (_, version_b, _) = psql(server.port, "analyst", PASSWORD, sql);
+    let (_, version_b, _) = psql(s.server.port, "analyst", PASSWORD, sql);
     assert_ne!(
         version_a, version_b,
         "the backfill must change the figures, or this proves nothing"
@@ -371,19 +371,13 @@ fn eight_clients_during_a_backfill_see_whole_versions_only() {
 /// SIGTERM stops it cleanly.
 #[test]
 fn psycopg_reads_and_bad_clients_do_not_stop_the_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let landing = generate(dir.path(), "2022-01-01", "2022-01-03", "0.01")
-        .display()
-        .to_string();
-    let wh = dir.path().join("wh");
-    let whs = wh.display().to_string();
-    backfill_ok(&landing, &whs, "2022-01-01", "2022-01-03", &[]);
-    let cfg = config_with_users(dir.path(), &landing, &whs);
-    let mut server = start(&cfg);
+    let mut s = served("2022-01-01", "2022-01-03", "2022-01-03", "0.01", "");
+    let landing = s.landing.clone();
+    let whs = s.whs.clone();
     let python = |script: &str| {
         let out = Command::new("python3")
             .args(["-c", script])
-            .env("PORT", server.port.to_string())
+            .env("PORT", s.server.port.to_string())
             .env("PASSWORD", PASSWORD)
             .output()
             .expect("python3 with psycopg (.ci/setup installs it)");
@@ -417,29 +411,29 @@ fn psycopg_reads_and_bad_clients_do_not_stop_the_server() {
 
     // A malformed startup packet: the connection is dropped.
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", s.server.port)).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
-    let _ = s.write_all(b"\x00\x00\x00\x10\xde\xad\xbe\xefgarbage!");
+    let _ = sock.write_all(b"\x00\x00\x00\x10\xde\xad\xbe\xefgarbage!");
     let mut buf = [0u8; 256];
-    let _ = s.read(&mut buf);
-    drop(s);
+    let _ = sock.read(&mut buf);
+    drop(sock);
     // A client that vanishes in the middle of a large result.
     let (code, _, stderr) = python(&format!(
         "{connect}conn.pgconn.send_query(b'SELECT d1.dossier_id FROM dossiers d1 CROSS JOIN dossiers d2')\nos._exit(0)\n"
     ));
     assert_eq!(code, Some(0), "{stderr}");
     // Still serving.
-    let (code, stdout, stderr) = psql(server.port, "analyst", PASSWORD, "SELECT 41 + 1");
+    let (code, stdout, stderr) = psql(s.server.port, "analyst", PASSWORD, "SELECT 41 + 1");
     assert_eq!((code, stdout.trim()), (0, "42"), "{stderr}");
     // SIGTERM: stops accepting and exits cleanly.
     Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
+        .args(["-TERM", &s.server.child.id().to_string()])
         .status()
         .unwrap();
     let t0 = std::time::Instant::now();
     let status = loop {
-        if let Some(st) = server.child.try_wait().unwrap() {
+        if let Some(st) = s.server.child.try_wait().unwrap() {
             break st;
         }
         assert!(
@@ -454,20 +448,16 @@ fn psycopg_reads_and_bad_clients_do_not_stop_the_server() {
 /// A statement longer than `serve.query_timeout_s` fails with 57014; the server goes on.
 #[test]
 fn a_statement_over_the_timeout_is_cancelled() {
-    let dir = tempfile::tempdir().unwrap();
-    let landing = generate(dir.path(), "2022-01-01", "2022-01-01", "0.01")
-        .display()
-        .to_string();
-    let whs = dir.path().join("wh").display().to_string();
-    backfill_ok(&landing, &whs, "2022-01-01", "2022-01-01", &[]);
-    let cfg = config_with_users(dir.path(), &landing, &whs);
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str("  query_timeout_s: 1\n");
-    std::fs::write(&cfg, text).unwrap();
-    let server = start(&cfg);
+    let s = served(
+        "2022-01-01",
+        "2022-01-01",
+        "2022-01-01",
+        "0.01",
+        "  query_timeout_s: 1\n",
+    );
     let t0 = std::time::Instant::now();
     let (code, _, stderr) = psql(
-        server.port,
+        s.server.port,
         "analyst",
         PASSWORD,
         "SELECT count(*) FROM range(100000000000)",
@@ -475,6 +465,6 @@ fn a_statement_over_the_timeout_is_cancelled() {
     assert_ne!(code, 0);
     assert!(stderr.contains("57014"), "{stderr}");
     assert!(t0.elapsed() < std::time::Duration::from_secs(30));
-    let (code, stdout, stderr) = psql(server.port, "analyst", PASSWORD, "SELECT 1");
+    let (code, stdout, stderr) = psql(s.server.port, "analyst", PASSWORD, "SELECT 1");
     assert_eq!((code, stdout.trim()), (0, "1"), "{stderr}");
 }
