@@ -13,29 +13,16 @@ MIX = [
     "SELECT unit_code, sum(received) AS received, sum(done_on_time) AS on_time FROM mart_dossiers GROUP BY unit_code ORDER BY unit_code",
 ]
 
-def serve_clients(port, clients):
+def measure(clients, rounds, connect, query):
+    """Median latency (ms) and queries/s of `clients` threads, each running the mix `rounds`
+    times: `connect()` gives a client's state, `query(state, q)` runs one query."""
     lat, lock = [], threading.Lock()
     def work():
-        with psycopg.connect(host="127.0.0.1", port=port, user="bench", dbname="cchc", sslmode="disable") as conn:
-            for _ in range(ROUNDS):
-                for q in MIX:
-                    t = time.perf_counter()
-                    conn.execute(q).fetchall()
-                    with lock:
-                        lat.append((time.perf_counter() - t) * 1000)
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=work) for _ in range(clients)]
-    for th in threads: th.start()
-    for th in threads: th.join()
-    return statistics.median(lat), len(lat) / (time.perf_counter() - t0)
-
-def sql_clients(clients, rounds):
-    lat, lock = [], threading.Lock()
-    def work():
+        state = connect()
         for _ in range(rounds):
             for q in MIX:
                 t = time.perf_counter()
-                subprocess.run([BIN, "--config", CONFIG, "sql", q, "--format", "csv"], check=True, capture_output=True)
+                query(state, q)
                 with lock:
                     lat.append((time.perf_counter() - t) * 1000)
     t0 = time.perf_counter()
@@ -43,6 +30,14 @@ def sql_clients(clients, rounds):
     for th in threads: th.start()
     for th in threads: th.join()
     return statistics.median(lat), len(lat) / (time.perf_counter() - t0)
+
+def serve_clients(port, clients):
+    connect = lambda: psycopg.connect(host="127.0.0.1", port=port, user="bench", dbname="cchc", sslmode="disable")
+    return measure(clients, ROUNDS, connect, lambda conn, q: conn.execute(q).fetchall())
+
+def sql_clients(clients, rounds):
+    run = lambda _, q: subprocess.run([BIN, "--config", CONFIG, "sql", q, "--format", "csv"], check=True, capture_output=True)
+    return measure(clients, rounds, lambda: None, run)
 
 server = subprocess.Popen([BIN, "--config", CONFIG, "serve", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 try:

@@ -16,6 +16,9 @@ use crate::config::{self, Config, Overrides};
 use crate::ingest::pseudonymise::key_from_env;
 use crate::report::terminal;
 use crate::run::{self, runtime};
+// The most days one command takes (ten years): a bigger range is a typo, and would list and hold
+// millions of source-days.
+use crate::status::MAX_DAYS;
 use crate::store::location::{read_units, Location};
 use crate::store::lock::Writer;
 use crate::synth::{self, GenOptions};
@@ -84,10 +87,6 @@ pub fn main() -> ExitCode {
         }
     }
 }
-
-/// The most days one command takes: ten years (a bigger range is a typo, and would list and hold
-/// millions of source-days).
-use crate::status::MAX_DAYS;
 
 fn days_between(from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>> {
     if to < from {

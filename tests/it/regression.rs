@@ -7,12 +7,8 @@ use crate::common::*;
 #[test]
 fn issue_10_a_failing_closing_vacuum_still_releases_the_lock() {
     let dir = tempfile::tempdir().unwrap();
-    let landing = generate(dir.path(), "2022-01-01", "2022-01-03", "0.01")
-        .display()
-        .to_string();
-    let wh = dir.path().join("wh");
+    let (landing, wh) = small_warehouse(dir.path());
     let whs = wh.display().to_string();
-    backfill_ok(&landing, &whs, "2022-01-01", "2022-01-03", &[]);
     for args in [
         &["refresh", "--full"][..],
         &["rank", "--year", "2022"],
