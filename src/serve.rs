@@ -13,7 +13,8 @@
 //!   config's certificate and key; a certificate that fails to load is an error, never a fallback
 //!   to plain text; a non-loopback address without TLS and users is refused.
 //! - Operations: a connection limit, a per-statement timeout (`serve.query_timeout_s`, SQLSTATE
-//!   57014), one log line per statement (user, duration, error), SIGTERM
+//!   57014) and memory limit (`serve.query_memory_limit`, SQLSTATE 53200: the engine spills to
+//!   `temp_dir` first; the rows held for the version check count too), one log line per statement (user, duration, error), SIGTERM
 //!   or SIGINT stops accepting and lets open connections finish (for up to 30 s).
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
@@ -53,16 +55,15 @@ use pgwire::messages::data::DataRow;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use crate::base::error::{Error, Result};
+use crate::base::size::show_size;
 use crate::config::units::Units;
-use crate::config::Config;
+use crate::config::{Config, EngineConfig};
 use crate::store::location::Location;
 use crate::store::publish::Published;
+use crate::warehouse::models::{fit_to_memory, runtime_env, CATALOG};
 
 /// SCRAM iterations of the verifiers `add-user` writes (PostgreSQL's default).
 const ITERATIONS: usize = 4096;
-
-/// The catalog name clients see (DataFusion's default catalog).
-const CATALOG: &str = "datafusion";
 
 // ---------------------------------------------------------------------------------------------
 // Users
@@ -256,12 +257,36 @@ impl QueryHook for ReadOnlyHook {
 /// listed under (which know every file it reads).
 struct Snapshot {
     stamp: String,
+    /// The session of this version; each statement runs in a copy with its own memory pool.
+    ctx: SessionContext,
+    /// Plans extended-protocol statements (planning holds no memory of the pool).
     service: Arc<DfSessionService>,
     published: Published,
     wh: Location,
 }
 
 impl Snapshot {
+    /// A service for one statement: this version's tables and settings, within `limit` bytes
+    /// of memory (sorts, aggregations and joins spill beyond it, then the statement fails).
+    fn statement_service(
+        &self,
+        engine: &EngineConfig,
+        limit: u64,
+    ) -> PgWireResult<DfSessionService> {
+        let runtime = runtime_env(engine, limit).map_err(api_error)?;
+        let state = self.ctx.state();
+        let mut config = state.config().clone();
+        fit_to_memory(&mut config, limit);
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .build();
+        Ok(DfSessionService::new_with_hooks(
+            Arc::new(SessionContext::new_with_state(state)),
+            hooks(),
+        ))
+    }
+
     /// Whether every file of this version still exists (see `Published::intact`).
     async fn intact(&self) -> PgWireResult<bool> {
         self.published.intact(&self.wh).await.map_err(api_error)
@@ -269,19 +294,60 @@ impl Snapshot {
 }
 
 /// Read a response's rows to the end, so that they can be checked before they are sent; with
-/// how many rows it holds.
-async fn materialise(resp: Response) -> (Response, usize) {
+/// how many rows it holds. Rows past `limit` bytes end the result with an out-of-memory error,
+/// and so does a statement the engine could not run within its memory.
+async fn materialise(resp: Response, limit: u64) -> (Response, usize) {
     use futures::StreamExt;
     match resp {
         Response::Query(mut q) => {
-            let rows: Vec<PgWireResult<DataRow>> = q.data_rows.by_ref().collect().await;
-            let n = rows.len();
+            let mut rows: Vec<PgWireResult<DataRow>> = Vec::new();
+            let mut bytes = 0u64;
+            while let Some(row) = q.data_rows.next().await {
+                match row {
+                    Ok(r) => {
+                        bytes += r.data.len() as u64 + 8;
+                        if bytes > limit {
+                            rows.push(Err(memory_error(limit, "its result is larger")));
+                            break;
+                        }
+                        rows.push(Ok(r));
+                    }
+                    Err(e) => {
+                        rows.push(Err(out_of_memory(e, limit)));
+                        break;
+                    }
+                }
+            }
+            let n = rows.iter().filter(|r| r.is_ok()).count();
             let tag = q.command_tag().to_string();
             let mut again = QueryResponse::new(q.row_schema(), futures::stream::iter(rows));
             again.set_command_tag(&tag);
             (Response::Query(again), n)
         }
         other => (other, 0),
+    }
+}
+
+fn memory_error(limit: u64, what: &str) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        "53200".into(),
+        format!(
+            "out of memory: {what} than serve.query_memory_limit ({}) allows; narrow the query (WHERE, LIMIT) or raise the limit",
+            show_size(limit)
+        ),
+    )))
+}
+
+/// The engine's "resources exhausted", as PostgreSQL says it (53200); other errors unchanged.
+fn out_of_memory(e: PgWireError, limit: u64) -> PgWireError {
+    let text = e.to_string();
+    match text.contains("Resources exhausted") {
+        true => {
+            tracing::debug!(error = %text, "statement over its memory limit");
+            memory_error(limit, "the statement needs more memory, even spilling,")
+        }
+        false => e,
     }
 }
 
@@ -331,18 +397,26 @@ async fn snapshot(cfg: &Config, units: Option<&Units>, stamp: String) -> Result<
     let (ctx, published, wh) = crate::sql::snapshot_session(cfg, units).await?;
     setup_pg_catalog(&ctx, CATALOG, EmptyContextProvider)
         .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
-    let hooks: Vec<Arc<dyn QueryHook>> = vec![
+    Ok(Snapshot {
+        stamp,
+        service: Arc::new(DfSessionService::new_with_hooks(
+            Arc::new(ctx.clone()),
+            hooks(),
+        )),
+        ctx,
+        published,
+        wh,
+    })
+}
+
+/// The statement hooks, read-only first.
+fn hooks() -> Vec<Arc<dyn QueryHook>> {
+    vec![
         Arc::new(ReadOnlyHook),
         Arc::new(CursorStatementHook),
         Arc::new(SetShowHook),
         Arc::new(TransactionStatementHook),
-    ];
-    Ok(Snapshot {
-        stamp,
-        service: Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks)),
-        published,
-        wh,
-    })
+    ]
 }
 
 /// The server's state: the config and the current snapshot.
@@ -442,13 +516,16 @@ impl SimpleQueryHandler for Queries {
                     break;
                 }
             };
+            let limit = self.state.cfg.serve.query_memory_limit;
             let run = async {
-                let responses =
-                    SimpleQueryHandler::do_query(snap.service.as_ref(), client, query).await?;
+                let service = snap.statement_service(&self.state.cfg.engine, limit)?;
+                let responses = SimpleQueryHandler::do_query(&service, client, query)
+                    .await
+                    .map_err(|e| out_of_memory(e, limit))?;
                 let mut all = Vec::with_capacity(responses.len());
                 let mut rows = 0;
                 for resp in responses {
-                    let (resp, n) = materialise(resp).await;
+                    let (resp, n) = materialise(resp, limit).await;
                     all.push(resp);
                     rows += n;
                 }
@@ -493,11 +570,13 @@ impl ExtendedQueryHandler for Queries {
         let t0 = Instant::now();
         let user = user_of(client);
         let snap = self.state.current();
+        let limit = self.state.cfg.serve.query_memory_limit;
         let run = async {
-            let resp =
-                ExtendedQueryHandler::do_query(snap.service.as_ref(), client, portal, max_rows)
-                    .await?;
-            Ok::<_, PgWireError>(materialise(resp).await)
+            let service = snap.statement_service(&self.state.cfg.engine, limit)?;
+            let resp = ExtendedQueryHandler::do_query(&service, client, portal, max_rows)
+                .await
+                .map_err(|e| out_of_memory(e, limit))?;
+            Ok::<_, PgWireError>(materialise(resp, limit).await)
         };
         let r = match tokio::time::timeout(self.state.timeout, run).await {
             Ok(r) => r,

@@ -32,7 +32,7 @@ pub async fn snapshot_session(
     units: Option<&Units>,
 ) -> Result<(SessionContext, Published, Location)> {
     let wh = Location::open(&cfg.warehouse, true)?;
-    let ctx = new_context();
+    let ctx = new_context(&cfg.engine)?;
     let (ledger, periods) = known_periods(&wh).await?;
     let published = Published::with_ledger(&wh, &ledger).await?;
     let refs: Vec<&Period> = periods.iter().collect();

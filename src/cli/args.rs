@@ -30,6 +30,13 @@ pub struct Cli {
     /// units.csv (local path or file:// URL); overrides the config file.
     #[arg(long, global = true, env = "CCHC_UNITS")]
     pub units: Option<String>,
+    /// Memory the query engine may hold before it spills (`512MiB`, `1GiB`); overrides the
+    /// config's `memory_limit` (default 1 GiB).
+    #[arg(long, global = true, env = "CCHC_MEMORY_LIMIT", value_parser = size)]
+    pub memory_limit: Option<u64>,
+    /// Folder of the engine's spill files; overrides the config's `temp_dir`.
+    #[arg(long, global = true, env = "CCHC_TEMP_DIR")]
+    pub temp_dir: Option<String>,
     /// Only errors on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
@@ -192,4 +199,9 @@ pub fn day(s: &str) -> Result<NaiveDate, String> {
     }
     s.parse()
         .map_err(|_| format!("`{s}` is not a date (no such day)"))
+}
+
+fn size(text: &str) -> Result<u64, String> {
+    crate::base::size::parse_size(text)
+        .ok_or_else(|| format!("`{text}` is not a size (e.g. 512MiB, 1GiB)"))
 }

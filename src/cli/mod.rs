@@ -30,6 +30,8 @@ fn overrides(cli: &Cli) -> Overrides {
         landing: cli.landing.clone(),
         warehouse: cli.warehouse.clone(),
         units: cli.units.clone(),
+        memory_limit: cli.memory_limit,
+        temp_dir: cli.temp_dir.clone(),
     }
 }
 

@@ -102,6 +102,8 @@ impl FileKind {
                 "units",
                 "pii_key_env",
                 "plans",
+                "memory_limit",
+                "temp_dir",
                 "serve",
             ],
             FileKind::Serve => &[
@@ -111,6 +113,7 @@ impl FileKind {
                 "tls_key",
                 "max_connections",
                 "query_timeout_s",
+                "query_memory_limit",
             ],
             FileKind::Pipeline => &["system", "description", "sources", "models"],
             FileKind::Source => &[

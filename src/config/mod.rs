@@ -166,9 +166,27 @@ pub struct Config {
     pub plans: Vec<Plan>,
     /// The ranking schemes, by year.
     pub schemes: Vec<Scheme>,
+    /// The query engine's resources.
+    pub engine: EngineConfig,
     /// `cchc serve`.
     pub serve: ServeConfig,
 }
+
+/// What the query engine may use: memory before it spills, and where it spills.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Bytes the engine's operators may hold at once (sorts, aggregations and joins spill to
+    /// `temp_dir` beyond it; what cannot spill fails naming the limit).
+    pub memory_limit: u64,
+    /// Folder of spill files; `None` for the system's temporary folder.
+    pub temp_dir: Option<PathBuf>,
+}
+
+/// The engine's memory unless the config says otherwise.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
+
+/// What one statement of `cchc serve` may hold unless the config says otherwise.
+pub const DEFAULT_QUERY_MEMORY_LIMIT: u64 = 256 << 20;
 
 /// The SQL endpoint's settings (`serve:` of the environment config), paths resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +197,8 @@ pub struct ServeConfig {
     pub tls_key: Option<String>,
     pub max_connections: usize,
     pub query_timeout_s: u64,
+    /// Bytes one statement may hold before it spills, then fails.
+    pub query_memory_limit: u64,
 }
 
 /// Where `cchc serve` listens unless told otherwise (5432 is left to a real PostgreSQL).
@@ -219,6 +239,8 @@ pub struct Overrides {
     pub landing: Option<String>,
     pub warehouse: Option<String>,
     pub units: Option<String>,
+    pub memory_limit: Option<u64>,
+    pub temp_dir: Option<String>,
 }
 
 /// Collects diagnostics so validation can go on after the first problem.
@@ -552,7 +574,35 @@ fn load_collecting(
             format!("no pipeline YAML in {}", pipelines_dir.display()),
         );
     }
+    let mut size = |key: &str, s: &Option<Spanned<String>>, default: u64| match s {
+        None => default,
+        Some(v) => crate::base::size::parse_size(&v.value).unwrap_or_else(|| {
+            diags.at(
+                "C002",
+                &file,
+                v,
+                format!("`{key}`: `{}` is not a size (e.g. 512MiB, 1GiB)", v.value),
+            );
+            default
+        }),
+    };
+    let memory_limit = overrides
+        .memory_limit
+        .unwrap_or_else(|| size("memory_limit", &env.memory_limit, DEFAULT_MEMORY_LIMIT));
     let raw_serve = env.serve.unwrap_or_default();
+    let query_memory_limit = size(
+        "serve.query_memory_limit",
+        &raw_serve.query_memory_limit,
+        DEFAULT_QUERY_MEMORY_LIMIT,
+    );
+    let engine = EngineConfig {
+        memory_limit,
+        temp_dir: overrides
+            .temp_dir
+            .clone()
+            .or_else(|| env.temp_dir.as_ref().map(|s| resolve(&base, &s.value)))
+            .map(PathBuf::from),
+    };
     let serve = ServeConfig {
         listen: raw_serve.listen.unwrap_or_else(|| DEFAULT_LISTEN.into()),
         users_file: raw_serve.users_file.map(|p| resolve(&base, &p)),
@@ -560,8 +610,10 @@ fn load_collecting(
         tls_key: raw_serve.tls_key.map(|p| resolve(&base, &p)),
         max_connections: raw_serve.max_connections.unwrap_or(64),
         query_timeout_s: raw_serve.query_timeout_s.unwrap_or(300),
+        query_memory_limit,
     };
     Some(Config {
+        engine,
         serve,
         config_file: config_file.to_path_buf(),
         pipelines_dir,

@@ -21,6 +21,11 @@ pub struct RawEnv {
     /// Folder of the reform plans, one sub-folder per plan year (`plans/2022/targets.yaml`),
     /// relative to this file; default `plans`.
     pub plans: Option<Spanned<String>>,
+    /// Memory the query engine may use before it spills to `temp_dir` (`1GiB`, `512MiB`);
+    /// default 1 GiB.
+    pub memory_limit: Option<Spanned<String>>,
+    /// Folder of the engine's spill files, relative to this file; default the system's.
+    pub temp_dir: Option<Spanned<String>>,
     /// `cchc serve`: the SQL endpoint.
     pub serve: Option<RawServe>,
 }
@@ -40,6 +45,9 @@ pub struct RawServe {
     pub max_connections: Option<usize>,
     /// A query running longer fails (SQLSTATE 57014); default 300.
     pub query_timeout_s: Option<u64>,
+    /// Memory one statement may use before it spills, then fails (SQLSTATE 53200); default
+    /// 256MiB.
+    pub query_memory_limit: Option<Spanned<String>>,
 }
 
 /// `pipelines/<name>.yaml`: the sources of one source system, and/or models (SQL views and

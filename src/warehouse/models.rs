@@ -10,6 +10,7 @@
 //! `<warehouse>/marts/<mart>/period=<P>/part-<run_id>.parquet`, published by `marts/_periods.json`
 //! (see `crate::store::publish`).
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Date32Array, RecordBatch, StringArray};
@@ -20,6 +21,11 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use super::periods::Period;
@@ -30,18 +36,79 @@ use crate::base::failpoint;
 use crate::base::text::ident;
 use crate::config::sources::files_table;
 use crate::config::units::Units;
-use crate::config::{Config, Materialized, Model, Versioning};
+use crate::config::{Config, EngineConfig, Materialized, Model, Versioning};
 use crate::ingest::typing::staging_schema;
 use crate::store::ledger::LedgerEntry;
 use crate::store::location::Location;
 use crate::store::publish::{write_part, Published};
 
-/// A DataFusion session with the settings every cchc session uses.
-pub fn new_context() -> SessionContext {
-    let config = SessionConfig::new()
+/// The catalog (database) name of every session: what `current_database()` returns and what a
+/// PostgreSQL client names when it connects to `cchc serve`.
+pub const CATALOG: &str = "cchc";
+
+/// A DataFusion session with the settings every cchc session uses, within `engine`'s memory:
+/// sorts, aggregations and joins spill to its temp folder beyond the limit; what cannot spill
+/// fails, naming the biggest consumers. The pool is first come, first served: DataFusion's
+/// fair-share pool was measured to stall (no progress, no error) on a year's marts at 4–6 MiB,
+/// the greedy one spills and finishes there.
+pub fn new_context(engine: &EngineConfig) -> Result<SessionContext> {
+    let mut config = SessionConfig::new()
+        .with_default_catalog_and_schema(CATALOG, "public")
         .with_target_partitions(2)
         .with_information_schema(true);
-    SessionContext::new_with_config(config)
+    fit_to_memory(&mut config, engine.memory_limit);
+    Ok(SessionContext::new_with_config_rt(
+        config,
+        runtime_env(engine, engine.memory_limit)?,
+    ))
+}
+
+/// Settings that depend on the memory limit, so that a small limit spills rather than fails.
+/// Each sort sets aside memory for merging its spill files (10 MiB by default), and what is left
+/// of the limit must still hold a batch of every operator that runs at once: with a dozen sorts
+/// and windows at once, both are a share of the limit (unchanged from 512 MiB up).
+pub fn fit_to_memory(config: &mut SessionConfig, limit: u64) {
+    let reserve = (limit / 64).clamp(64 << 10, 10 << 20);
+    let options = config.options_mut();
+    options.execution.sort_spill_reservation_bytes = reserve as usize;
+    let batch = (limit / (64 << 10)).clamp(512, 8192);
+    let _ = options.set("datafusion.execution.batch_size", &batch.to_string());
+}
+
+/// The engine's memory pool and spill folder, with `limit` bytes of memory.
+pub fn runtime_env(engine: &EngineConfig, limit: u64) -> Result<Arc<RuntimeEnv>> {
+    let pool = TrackConsumersPool::new(
+        GreedyMemoryPool::new(usize::try_from(limit).unwrap_or(usize::MAX)),
+        NonZeroUsize::new(3).expect("3 is not zero"),
+    );
+    let mode = match &engine.temp_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("cannot create temp_dir {}", dir.display()), e))?;
+            DiskManagerMode::Directories(vec![dir.clone()])
+        }
+        None => DiskManagerMode::OsTmpDirectory,
+    };
+    Ok(RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(mode))
+        .build_arc()?)
+}
+
+/// Spill files written by a plan and everything below it: (count, bytes).
+pub fn spilled(plan: &Arc<dyn ExecutionPlan>) -> (usize, usize) {
+    let own = plan.metrics().map_or((0, 0), |m| {
+        (m.spill_count().unwrap_or(0), m.spilled_bytes().unwrap_or(0))
+    });
+    plan.children().into_iter().fold(own, |(c, b), child| {
+        let (cc, cb) = spilled(child);
+        (c + cc, b + cb)
+    })
+}
+
+/// Whether a query failed for want of memory (beyond what spilling could free).
+pub fn out_of_memory(e: &DataFusionError) -> bool {
+    matches!(e.find_root(), DataFusionError::ResourcesExhausted(_))
 }
 
 pub fn periods_schema() -> SchemaRef {
@@ -263,6 +330,22 @@ pub(crate) fn model_error(m: &Model, e: datafusion::error::DataFusionError) -> E
     ))
 }
 
+/// A mart that needs more memory than the engine may use, even spilling.
+fn memory_error(m: &Model, engine: &EngineConfig, e: DataFusionError) -> Error {
+    Error::Plan(format!(
+        "model `{}` ({}:{}) needs more memory than memory_limit ({}) allows, even spilling to {}; raise `memory_limit` (or CCHC_MEMORY_LIMIT). The engine said: {}",
+        m.name,
+        m.file,
+        m.sql_at.0,
+        crate::base::size::show_size(engine.memory_limit),
+        engine
+            .temp_dir
+            .as_ref()
+            .map_or("the system's temp folder".to_string(), |d| d.display().to_string()),
+        e.strip_backtrace()
+    ))
+}
+
 /// A computed mart: its batches for the periods of the session.
 pub struct MartBatches {
     pub model: Model,
@@ -281,11 +364,23 @@ pub async fn compute(ctx: &SessionContext, cfg: &Config) -> Result<Vec<MartBatch
                 let t0 = std::time::Instant::now();
                 let df = ctx.sql(&m.sql).await.map_err(|e| model_error(m, e))?;
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let batches = df.collect().await.map_err(|e| model_error(m, e))?;
+                let plan = df
+                    .create_physical_plan()
+                    .await
+                    .map_err(|e| model_error(m, e))?;
+                let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
+                    .await
+                    .map_err(|e| match out_of_memory(&e) {
+                        true => memory_error(m, &cfg.engine, e),
+                        false => model_error(m, e),
+                    })?;
+                let (spills, spilled_bytes) = spilled(&plan);
                 tracing::info!(
                     mart = %m.name,
                     rows = batches.iter().map(|b| b.num_rows()).sum::<usize>(),
                     ms = t0.elapsed().as_millis() as u64,
+                    spills,
+                    spilled_bytes,
                     "mart computed"
                 );
                 ctx.register_table(m.name.as_str(), mem_table(schema.clone(), batches.clone())?)?;

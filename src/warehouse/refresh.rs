@@ -39,7 +39,7 @@ pub async fn refresh_marts(
             rows: Vec::new(),
         });
     }
-    let ctx = super::models::new_context();
+    let ctx = super::models::new_context(&cfg.engine)?;
     let published = Published::new(&entries, &computed);
     super::models::register_state(
         &ctx,

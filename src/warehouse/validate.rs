@@ -14,17 +14,24 @@ use crate::config::{Config, Materialized};
 /// from the SQL's output (C012), each with the model's file and line.
 pub async fn check_sql(cfg: &Config) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    let ctx = new_context();
-    if let Err(e) = register_state(&ctx, cfg, None, None, &[], None).await {
-        diags.push(Diagnostic {
-            code: "C011",
-            file: cfg.config_file.display().to_string(),
-            line: 0,
-            column: 0,
-            message: format!("cannot set up the state views: {e}"),
-        });
-        return diags;
-    }
+    let setup = async {
+        let ctx = new_context(&cfg.engine)?;
+        register_state(&ctx, cfg, None, None, &[], None).await?;
+        Ok::<_, crate::base::error::Error>(ctx)
+    };
+    let ctx = match setup.await {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            diags.push(Diagnostic {
+                code: "C011",
+                file: cfg.config_file.display().to_string(),
+                line: 0,
+                column: 0,
+                message: format!("cannot set up the state views: {e}"),
+            });
+            return diags;
+        }
+    };
     for m in &cfg.models {
         let at = |code, message| Diagnostic {
             code,

@@ -44,6 +44,7 @@ impl Harness {
                 landing: Some(landing.display().to_string()),
                 warehouse: Some(dir.path().join("warehouse").display().to_string()),
                 units: None,
+                ..Default::default()
             },
         )
         .expect("shipped config is valid");
@@ -289,6 +290,7 @@ pub fn config_for(landing: &str, warehouse: &str) -> Config {
             landing: Some(landing.to_string()),
             warehouse: Some(warehouse.to_string()),
             units: None,
+            ..Default::default()
         },
     )
     .expect("shipped config is valid")

@@ -44,6 +44,7 @@ fn week() -> Week {
             landing: Some(landing.display().to_string()),
             warehouse: Some(dir.path().join("warehouse").display().to_string()),
             units: None,
+            ..Default::default()
         },
     )
     .unwrap();

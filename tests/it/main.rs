@@ -9,6 +9,7 @@ mod config;
 mod crash;
 mod e2e;
 mod layers;
+mod memory;
 mod ranking;
 mod readers;
 mod regression;

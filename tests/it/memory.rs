@@ -1,0 +1,69 @@
+//! The engine's memory limit (`memory_limit`, `--memory-limit`, `CCHC_MEMORY_LIMIT`): marts
+//! spill to `temp_dir` and give the same rows; below what a plan needs, the refresh fails naming
+//! the model and the limit, and the published version stays.
+
+use crate::common::*;
+
+#[test]
+fn a_small_memory_limit_spills_and_a_too_small_one_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = generate(dir.path(), "2022-01-01", "2022-12-31", "0.02")
+        .display()
+        .to_string();
+    let wh = dir.path().join("wh");
+    let whs = wh.display().to_string();
+    backfill_ok(&landing, &whs, "2022-01-01", "2022-12-31", &[]);
+    let cfg = config_for(&landing, &whs);
+    let expected = dump(&cfg);
+
+    // Below what the marts need: exit 3, the model and the limit named, nothing published.
+    let before = tree(&wh);
+    let out = bin(&landing, &whs)
+        .args(["--memory-limit", "1MiB", "refresh", "--full"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("model `mart_")
+            && stderr.contains("needs more memory than memory_limit (1 MiB) allows"),
+        "{stderr}"
+    );
+    let after: Vec<_> = tree(&wh)
+        .into_iter()
+        .filter(|(p, _)| !p.contains("/runs/"))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|(p, _)| !p.contains("/runs/"))
+        .collect();
+    assert!(before == after, "a failed refresh changed the warehouse");
+
+    // Small enough to spill (into the configured folder), large enough to finish: same rows.
+    let spill = dir.path().join("spill");
+    let out = bin(&landing, &whs)
+        .args(["refresh", "--full"])
+        .env("CCHC_MEMORY_LIMIT", "6MiB")
+        .env("CCHC_TEMP_DIR", &spill)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
+    let spills: usize = stderr
+        .lines()
+        .filter(|l| l.contains("mart computed"))
+        .filter_map(|l| l.split("spills=").nth(1))
+        .filter_map(|r| r.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert!(spills > 0, "nothing spilled at 6 MiB: {stderr}");
+    assert!(spill.is_dir(), "temp_dir was not used");
+    assert!(dump(&cfg) == expected, "spilling changed the figures");
+
+    // A bad size is a usage error.
+    let out = bin(&landing, &whs)
+        .args(["--memory-limit", "lots", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`lots` is not a size"));
+}
