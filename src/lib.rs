@@ -24,6 +24,7 @@ pub mod store;
 pub mod warehouse;
 
 pub mod cli;
+pub mod cluster;
 pub mod docs;
 pub mod rank;
 pub mod run;

@@ -760,6 +760,11 @@ fn load_tls(cert: &str, key: &str) -> Result<pgwire::tokio::TlsAcceptor> {
 pub fn serve(cfg: &Config, units: Option<Units>, plan: Plan) -> Result<()> {
     let rt = crate::run::runtime()?;
     rt.block_on(async move {
+        // The endpoint answers from this process, whatever the config's engine: its statements
+        // are small and many, a cluster's per-job latency would dominate them.
+        let mut cfg = cfg.clone();
+        cfg.engine.cluster = None;
+        let cfg = &cfg;
         let wh = Location::open(&cfg.warehouse, true)?;
         let first = snapshot(cfg, units.as_ref(), stamp(&wh).await?).await?;
         let state = Arc::new(State {

@@ -213,7 +213,7 @@ async fn run_unit_test(cfg: &Config, t: &UnitTest) -> std::result::Result<(), St
     let periods = periods_of(&days);
     let refs: Vec<&Period> = periods.iter().collect();
     let units = test_units(t);
-    let ctx = models::new_context(&cfg.engine).map_err(|e| e.to_string())?;
+    let ctx = models::local_context(&cfg.engine).map_err(|e| e.to_string())?;
     for table in t.given.keys() {
         if cfg.source(table).is_none() {
             return Err(format!(
@@ -373,7 +373,7 @@ async fn run_slt(cfg: &Config, path: &Path) -> std::result::Result<(), String> {
     let mut runner = sqllogictest::Runner::new(move || {
         let cfg = cfg.clone();
         async move {
-            let ctx = models::new_context(&cfg.engine).map_err(SltError::from)?;
+            let ctx = models::local_context(&cfg.engine).map_err(SltError::from)?;
             models::register_state(&ctx, &cfg, None, None, &[], None)
                 .await
                 .map_err(SltError::from)?;

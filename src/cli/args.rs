@@ -30,6 +30,10 @@ pub struct Cli {
     /// units.csv (local path or file:// URL); overrides the config file.
     #[arg(long, global = true, env = "CCHC_UNITS")]
     pub units: Option<String>,
+    /// Where marts, checks and SQL run: `local` or `ballista://HOST:PORT`; overrides the
+    /// config's `engine`.
+    #[arg(long, global = true, env = "CCHC_ENGINE", value_parser = engine)]
+    pub engine: Option<String>,
     /// Memory the query engine may hold before it spills (`512MiB`, `1GiB`); overrides the
     /// config's `memory_limit` (default 1 GiB).
     #[arg(long, global = true, env = "CCHC_MEMORY_LIMIT", value_parser = size)]
@@ -121,6 +125,12 @@ pub enum Command {
     },
     /// Interactive SQL over the warehouse (history, multi-line statements, `\d`).
     Shell,
+    /// The processes of a Ballista cluster that runs marts, checks and SQL (`engine:
+    /// ballista://HOST:PORT`); each reads the warehouse of its own config.
+    Cluster {
+        #[command(subcommand)]
+        role: ClusterRole,
+    },
     /// Run the pipeline's tests: YAML unit tests and .slt files in `<pipelines>/tests/`.
     Test {
         /// Only the files or tests whose name contains this text.
@@ -155,6 +165,31 @@ pub enum ServeAction {
     /// Add (or replace) a user of the SQL endpoint in the users file: a SCRAM-SHA-256 verifier of
     /// a password read without echo, or from stdin when stdin is not a terminal.
     AddUser { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterRole {
+    /// The scheduler: plans jobs into stages and hands tasks to executors.
+    Scheduler {
+        /// ADDR:PORT (port 0: any free one, printed).
+        #[arg(long, default_value = crate::cluster::DEFAULT_SCHEDULER)]
+        listen: String,
+    },
+    /// An executor: runs tasks of the scheduler's jobs.
+    Executor {
+        /// HOST:PORT of the scheduler.
+        #[arg(long)]
+        scheduler: String,
+        /// Tasks run at once (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        slots: usize,
+        /// ADDR:PORT of its data service (port 0: any free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Folder of its shuffle and spill files.
+        #[arg(long)]
+        work_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -204,4 +239,8 @@ pub fn day(s: &str) -> Result<NaiveDate, String> {
 fn size(text: &str) -> Result<u64, String> {
     crate::base::size::parse_size(text)
         .ok_or_else(|| format!("`{text}` is not a size (e.g. 512MiB, 1GiB)"))
+}
+
+fn engine(text: &str) -> Result<String, String> {
+    config::parse_engine(text).map(|_| text.to_string())
 }

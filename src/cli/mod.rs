@@ -23,7 +23,7 @@ use crate::store::location::{read_units, Location};
 use crate::store::lock::Writer;
 use crate::synth::{self, GenOptions};
 use crate::warehouse::refresh::refresh_marts;
-pub use args::{Cli, Command, GenArgs, LogFormat, Rerun, ServeAction, DEMO_PII_KEY};
+pub use args::{Cli, ClusterRole, Command, GenArgs, LogFormat, Rerun, ServeAction, DEMO_PII_KEY};
 
 fn overrides(cli: &Cli) -> Overrides {
     Overrides {
@@ -32,6 +32,10 @@ fn overrides(cli: &Cli) -> Overrides {
         units: cli.units.clone(),
         memory_limit: cli.memory_limit,
         temp_dir: cli.temp_dir.clone(),
+        engine: cli
+            .engine
+            .as_deref()
+            .map(|e| config::parse_engine(e).unwrap_or_default()),
     }
 }
 
@@ -312,6 +316,27 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             } else {
                 0
             })
+        }
+        Command::Cluster { role } => {
+            let cfg = load(cli)?;
+            match role {
+                ClusterRole::Scheduler { listen } => crate::cluster::scheduler(&cfg, listen)?,
+                ClusterRole::Executor {
+                    scheduler,
+                    slots,
+                    listen,
+                    work_dir,
+                } => crate::cluster::executor(
+                    &cfg,
+                    crate::cluster::ExecutorOptions {
+                        scheduler: scheduler.clone(),
+                        slots: *slots,
+                        listen: listen.clone(),
+                        work_dir: work_dir.clone(),
+                    },
+                )?,
+            }
+            Ok(0)
         }
         Command::Serve {
             action,

@@ -102,6 +102,7 @@ impl FileKind {
                 "units",
                 "pii_key_env",
                 "plans",
+                "engine",
                 "memory_limit",
                 "temp_dir",
                 "serve",

@@ -180,6 +180,26 @@ pub struct EngineConfig {
     pub memory_limit: u64,
     /// Folder of spill files; `None` for the system's temporary folder.
     pub temp_dir: Option<PathBuf>,
+    /// `engine: ballista://HOST:PORT`: the scheduler that runs the marts, checks and SQL;
+    /// `None` (`engine: local`, the default) for this process.
+    pub cluster: Option<String>,
+}
+
+/// The scheduler address of an `engine` value: `local` → `None`, `ballista://HOST:PORT` →
+/// `HOST:PORT`; anything else is not an engine.
+pub fn parse_engine(text: &str) -> std::result::Result<Option<String>, String> {
+    let t = text.trim();
+    if t == "local" {
+        return Ok(None);
+    }
+    match t.strip_prefix("ballista://") {
+        Some(addr) if addr.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) => {
+            Ok(Some(addr.trim_end_matches('/').to_string()))
+        }
+        _ => Err(format!(
+            "`{t}` is not an engine: `local` or `ballista://HOST:PORT` (a scheduler of `cchc cluster scheduler`)"
+        )),
+    }
 }
 
 /// The engine's memory unless the config says otherwise.
@@ -241,6 +261,8 @@ pub struct Overrides {
     pub units: Option<String>,
     pub memory_limit: Option<u64>,
     pub temp_dir: Option<String>,
+    /// `Some(None)`: local; `Some(Some(addr))`: a Ballista scheduler.
+    pub engine: Option<Option<String>>,
 }
 
 /// Collects diagnostics so validation can go on after the first problem.
@@ -595,7 +617,16 @@ fn load_collecting(
         &raw_serve.query_memory_limit,
         DEFAULT_QUERY_MEMORY_LIMIT,
     );
+    let cluster = match (&overrides.engine, &env.engine) {
+        (Some(e), _) => e.clone(),
+        (None, Some(v)) => parse_engine(&v.value).unwrap_or_else(|why| {
+            diags.at("C002", &file, v, why);
+            None
+        }),
+        (None, None) => None,
+    };
     let engine = EngineConfig {
+        cluster,
         memory_limit,
         temp_dir: overrides
             .temp_dir

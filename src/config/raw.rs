@@ -21,6 +21,8 @@ pub struct RawEnv {
     /// Folder of the reform plans, one sub-folder per plan year (`plans/2022/targets.yaml`),
     /// relative to this file; default `plans`.
     pub plans: Option<Spanned<String>>,
+    /// `local` (default) or `ballista://HOST:PORT`: where marts, checks and SQL run.
+    pub engine: Option<Spanned<String>>,
     /// Memory the query engine may use before it spills to `temp_dir` (`1GiB`, `512MiB`);
     /// default 1 GiB.
     pub memory_limit: Option<Spanned<String>>,

@@ -1,9 +1,11 @@
 //! The warehouse as an engine sees it: DataFusion sessions over the published staging, the
 //! version and state views of each source ([`state`]), the reporting periods ([`periods`]), the
 //! marts of the pipeline YAML ([`models`]), the plan's checks ([`checks`]), a refresh of the
-//! stale periods ([`refresh`]) and the engine-side validation of the configuration ([`validate`]).
+//! stale periods ([`refresh`]) and the engine-side validation of the configuration ([`validate`]);
+//! the engine itself, local or a Ballista cluster ([`engine`]).
 
 pub mod checks;
+pub mod engine;
 pub mod models;
 pub mod periods;
 pub mod refresh;

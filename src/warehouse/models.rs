@@ -50,17 +50,35 @@ pub const CATALOG: &str = "cchc";
 /// sorts, aggregations and joins spill to its temp folder beyond the limit; what cannot spill
 /// fails, naming the biggest consumers. The pool is first come, first served: DataFusion's
 /// fair-share pool was measured to stall (no progress, no error) on a year's marts at 4–6 MiB,
-/// the greedy one spills and finishes there.
+/// the greedy one spills and finishes there. With `engine: ballista://…` the session plans here
+/// and runs on the cluster (see [`super::engine`]).
 pub fn new_context(engine: &EngineConfig) -> Result<SessionContext> {
+    let config = session_config(engine);
+    let runtime = runtime_env(engine, engine.memory_limit)?;
+    match &engine.cluster {
+        None => Ok(SessionContext::new_with_config_rt(config, runtime)),
+        Some(addr) => Ok(SessionContext::new_with_state(super::engine::client_state(
+            addr, config, runtime,
+        )?)),
+    }
+}
+
+/// A session in this process whatever the config's engine (planning checks, the pipeline's
+/// tests, the SQL endpoint).
+pub fn local_context(engine: &EngineConfig) -> Result<SessionContext> {
+    new_context(&EngineConfig {
+        cluster: None,
+        ..engine.clone()
+    })
+}
+
+fn session_config(engine: &EngineConfig) -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG, "public")
         .with_target_partitions(2)
         .with_information_schema(true);
     fit_to_memory(&mut config, engine.memory_limit);
-    Ok(SessionContext::new_with_config_rt(
-        config,
-        runtime_env(engine, engine.memory_limit)?,
-    ))
+    config
 }
 
 /// Settings that depend on the memory limit, so that a small limit spills rather than fails.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::models::{create_view, mem_table, new_context, register_state};
+use super::models::{create_view, local_context, mem_table, register_state};
 use crate::base::error::Diagnostic;
 use crate::config::{Config, Materialized};
 
@@ -15,7 +15,7 @@ use crate::config::{Config, Materialized};
 pub async fn check_sql(cfg: &Config) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let setup = async {
-        let ctx = new_context(&cfg.engine)?;
+        let ctx = local_context(&cfg.engine)?;
         register_state(&ctx, cfg, None, None, &[], None).await?;
         Ok::<_, crate::base::error::Error>(ctx)
     };

@@ -17,10 +17,11 @@ const LAYERS: [&str; 7] = [
     "report",
 ];
 
-/// Where DataFusion may be named: the engine's layer, the query commands, and the one error enum
-/// that converts its errors.
-const ENGINE: [&str; 6] = [
+/// Where DataFusion may be named: the engine's layer, the query commands, the cluster's
+/// processes, and the one error enum that converts its errors.
+const ENGINE: [&str; 7] = [
     "warehouse/",
+    "cluster.rs",
     "sql.rs",
     "serve.rs",
     "shell.rs",

@@ -5,6 +5,7 @@
 mod common;
 
 mod cli;
+mod cluster;
 mod config;
 mod crash;
 mod e2e;

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-struct Moto {
+pub struct Moto {
     child: Child,
-    endpoint: String,
+    pub endpoint: String,
 }
 
 impl Drop for Moto {
@@ -35,7 +35,7 @@ fn http(port: u16, request: &str) -> String {
     out
 }
 
-fn start_moto() -> Moto {
+pub fn start_moto() -> Moto {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -72,7 +72,7 @@ fn start_moto() -> Moto {
     moto
 }
 
-fn s3_env(c: &mut Command, endpoint: &str) {
+pub fn s3_env(c: &mut Command, endpoint: &str) {
     c.env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ALLOW_HTTP", "true")
         .env("AWS_ACCESS_KEY_ID", "test")
