@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/cchc-target
 CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/release/cchc
 
-.PHONY: help demo test check fmt clippy bench bench-serve build
+.PHONY: help demo test check fmt clippy bench bench-serve bench-scale build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,3 +37,6 @@ bench: build ## province-year: ingest vs DuckDB loading the same files; marts an
 
 bench-serve: build ## query mix through `cchc serve` vs `cchc sql` on the demo warehouse (run `make demo` first)
 	python3 bench/serve.py $(BIN) configs/local.yaml 20
+
+bench-scale: build ## the year's backfill at scales 1 and 10 (SCALES, MEMORY=1GiB): wall, peak RSS, spill, growth
+	bench/scale.sh
