@@ -237,8 +237,7 @@ pub fn day(s: &str) -> Result<NaiveDate, String> {
 }
 
 fn size(text: &str) -> Result<u64, String> {
-    crate::base::size::parse_size(text)
-        .ok_or_else(|| format!("`{text}` is not a size (e.g. 512MiB, 1GiB)"))
+    config::memory_size(text)
 }
 
 fn engine(text: &str) -> Result<String, String> {

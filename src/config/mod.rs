@@ -202,6 +202,21 @@ pub fn parse_engine(text: &str) -> std::result::Result<Option<String>, String> {
     }
 }
 
+/// The smallest memory limit accepted: below it DataFusion 55 was measured to stall on our
+/// marts (no progress, no error: the 2022 test year at 1–6 MiB) instead of spilling or failing.
+pub const MIN_MEMORY_LIMIT: u64 = 16 << 20;
+
+/// A size for a memory limit, or why not.
+pub fn memory_size(text: &str) -> std::result::Result<u64, String> {
+    match crate::base::size::parse_size(text) {
+        None => Err(format!("`{text}` is not a size (e.g. 512MiB, 1GiB)")),
+        Some(n) if n < MIN_MEMORY_LIMIT => Err(format!(
+            "`{text}` is below the smallest memory limit, 16 MiB (smaller ones stall the engine)"
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
 /// The engine's memory unless the config says otherwise.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
 
@@ -598,13 +613,8 @@ fn load_collecting(
     }
     let mut size = |key: &str, s: &Option<Spanned<String>>, default: u64| match s {
         None => default,
-        Some(v) => crate::base::size::parse_size(&v.value).unwrap_or_else(|| {
-            diags.at(
-                "C002",
-                &file,
-                v,
-                format!("`{key}`: `{}` is not a size (e.g. 512MiB, 1GiB)", v.value),
-            );
+        Some(v) => memory_size(&v.value).unwrap_or_else(|why| {
+            diags.at("C002", &file, v, format!("`{key}`: {why}"));
             default
         }),
     };

@@ -23,9 +23,7 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::{
-    FairSpillPool, GreedyMemoryPool, MemoryPool, TrackConsumersPool,
-};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -50,7 +48,11 @@ pub const CATALOG: &str = "cchc";
 
 /// A DataFusion session with the settings every cchc session uses, within `engine`'s memory:
 /// sorts, aggregations and joins spill to its temp folder beyond the limit; what cannot spill
-/// fails, naming the biggest consumers. The pool: see [`FAIR_FROM`]. With `engine: ballista://…` the session plans here
+/// fails, naming the biggest consumers. Spilling operators share the pool fairly (each must
+/// spill beyond its share, so one sort cannot starve a merge: the year at scale 10 failed at
+/// 1 GiB with a first-come pool, one sort holding 490 MB). Limits below
+/// `config::MIN_MEMORY_LIMIT` are refused: there both pools were seen to stall (no progress, no
+/// error) instead of failing. With `engine: ballista://…` the session plans here
 /// and runs on the cluster (see [`super::engine`]).
 pub fn new_context(engine: &EngineConfig) -> Result<SessionContext> {
     let config = session_config(engine);
@@ -93,22 +95,12 @@ pub fn fit_to_memory(config: &mut SessionConfig, limit: u64) {
     let _ = options.set("datafusion.execution.batch_size", &batch.to_string());
 }
 
-/// From this limit up, spilling operators share the pool fairly (each may hold its share, and
-/// must spill beyond it, so one sort cannot starve a merge: the year at scale 10 failed at 1 GiB
-/// with a first-come pool, a sort holding 490 MB); below it, first come, first served, because
-/// the fair pool was measured to stall (no progress, no error) on a year's marts at 4–6 MiB,
-/// where the greedy one spills and finishes.
-pub const FAIR_FROM: u64 = 64 << 20;
-
 /// The engine's memory pool and spill folder, with `limit` bytes of memory.
 pub fn runtime_env(engine: &EngineConfig, limit: u64) -> Result<Arc<RuntimeEnv>> {
-    let bytes = usize::try_from(limit).unwrap_or(usize::MAX);
-    let top = NonZeroUsize::new(3).expect("3 is not zero");
-    let pool: Arc<dyn MemoryPool> = if limit >= FAIR_FROM {
-        Arc::new(TrackConsumersPool::new(FairSpillPool::new(bytes), top))
-    } else {
-        Arc::new(TrackConsumersPool::new(GreedyMemoryPool::new(bytes), top))
-    };
+    let pool = TrackConsumersPool::new(
+        FairSpillPool::new(usize::try_from(limit).unwrap_or(usize::MAX)),
+        NonZeroUsize::new(3).expect("3 is not zero"),
+    );
     let mode = match &engine.temp_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -118,7 +110,7 @@ pub fn runtime_env(engine: &EngineConfig, limit: u64) -> Result<Arc<RuntimeEnv>>
         None => DiskManagerMode::OsTmpDirectory,
     };
     Ok(RuntimeEnvBuilder::new()
-        .with_memory_pool(pool)
+        .with_memory_pool(Arc::new(pool))
         .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(mode))
         .build_arc()?)
 }

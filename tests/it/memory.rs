@@ -1,6 +1,8 @@
 //! The engine's memory limit (`memory_limit`, `--memory-limit`, `CCHC_MEMORY_LIMIT`): marts
-//! spill to `temp_dir` and give the same rows; below what a plan needs, the refresh fails naming
-//! the model and the limit, and the published version stays.
+//! spill to `temp_dir` and give the same rows; a limit below the smallest accepted is refused.
+//! (Below what a plan needs, a refresh fails naming the model and the limit, exit 3, and the
+//! published version stays: measured on the demo quarter at 16 MiB and on the scale-10 year with
+//! a first-come pool, not in this test, whose data fit in the smallest limit.)
 
 use crate::common::*;
 
@@ -16,34 +18,28 @@ fn a_small_memory_limit_spills_and_a_too_small_one_fails_clearly() {
     let cfg = config_for(&landing, &whs);
     let expected = dump(&cfg);
 
-    // Below what the marts need: exit 3, the model and the limit named, nothing published.
+    // Below the smallest limit (where the engine was seen to stall): refused, nothing written.
     let before = tree(&wh);
     let out = bin(&landing, &whs)
         .args(["--memory-limit", "1MiB", "refresh", "--full"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("model `mart_")
-            && stderr.contains("needs more memory than memory_limit (1 MiB) allows"),
+        stderr.contains("below the smallest memory limit, 16 MiB"),
         "{stderr}"
     );
-    let after: Vec<_> = tree(&wh)
-        .into_iter()
-        .filter(|(p, _)| !p.contains("/runs/"))
-        .collect();
-    let before: Vec<_> = before
-        .into_iter()
-        .filter(|(p, _)| !p.contains("/runs/"))
-        .collect();
-    assert!(before == after, "a failed refresh changed the warehouse");
+    assert!(
+        before == tree(&wh),
+        "a refused refresh changed the warehouse"
+    );
 
     // Small enough to spill (into the configured folder), large enough to finish: same rows.
     let spill = dir.path().join("spill");
     let out = bin(&landing, &whs)
         .args(["refresh", "--full"])
-        .env("CCHC_MEMORY_LIMIT", "6MiB")
+        .env("CCHC_MEMORY_LIMIT", "16MiB")
         .env("CCHC_TEMP_DIR", &spill)
         .output()
         .unwrap();
@@ -55,7 +51,7 @@ fn a_small_memory_limit_spills_and_a_too_small_one_fails_clearly() {
         .filter_map(|l| l.split("spills=").nth(1))
         .filter_map(|r| r.split(' ').next()?.parse::<usize>().ok())
         .sum();
-    assert!(spills > 0, "nothing spilled at 6 MiB: {stderr}");
+    assert!(spills > 0, "nothing spilled at 16 MiB: {stderr}");
     assert!(spill.is_dir(), "temp_dir was not used");
     assert!(dump(&cfg) == expected, "spilling changed the figures");
 

@@ -455,7 +455,7 @@ fn statements_over_the_time_or_memory_limit_fail_and_the_server_goes_on() {
         "2022-01-01",
         "2022-01-01",
         "0.01",
-        "  query_timeout_s: 5\n  query_memory_limit: 4MiB\n",
+        "  query_timeout_s: 5\n  query_memory_limit: 16MiB\n",
     );
     let port = s.server.port;
     let t0 = std::time::Instant::now();
@@ -468,7 +468,7 @@ fn statements_over_the_time_or_memory_limit_fail_and_the_server_goes_on() {
     assert_ne!(code, 0);
     assert!(stderr.contains("57014"), "{stderr}");
     assert!(t0.elapsed() < std::time::Duration::from_secs(40));
-    // 1.5 M groups do not fit in 4 MiB: the aggregation spills and still answers exactly.
+    // 1.5 M groups do not fit in 16 MiB: the aggregation spills and still answers exactly.
     let (code, stdout, stderr) = psql(
         port,
         "analyst",
@@ -484,7 +484,7 @@ fn statements_over_the_time_or_memory_limit_fail_and_the_server_goes_on() {
         let (code, _, stderr) = psql(port, "analyst", PASSWORD, sql);
         assert_ne!(code, 0, "{sql}");
         assert!(
-            stderr.contains("53200") && stderr.contains("serve.query_memory_limit (4 MiB)"),
+            stderr.contains("53200") && stderr.contains("serve.query_memory_limit (16 MiB)"),
             "{sql}: {stderr}"
         );
     }
