@@ -4,8 +4,7 @@
 //! comparison is the guard against the engine's known wrong-result bugs (hive-partitioned
 //! staging, the state views, `unnest`, window functions and the in-memory tables all take part).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -30,18 +29,8 @@ fn node(
 ) -> (Node, String) {
     let mut c = bin(landing, wh);
     s3_env(&mut c, endpoint);
-    let mut child = c
-        .arg("cluster")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Node(child), line.trim().to_string())
+    let (child, line) = spawn_until_first_line(c.arg("cluster").args(args), log);
+    (Node(child), line)
 }
 
 /// Every table of [`TABLES`] as `cchc sql` prints it (JSON lines, sorted), with `extra` flags.

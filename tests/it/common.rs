@@ -401,3 +401,22 @@ pub fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// Spawn a long-running `cmd` (a server, a cluster node) with its log in `log`, and wait for the
+/// first line it prints on stdout (where it says its address).
+pub fn spawn_until_first_line(
+    cmd: &mut std::process::Command,
+    log: &Path,
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line.trim().to_string())
+}

@@ -1,7 +1,6 @@
 //! `cchc serve` with real clients: the server is the binary on a loopback port, `psql` (Debian's
 //! postgresql-client, installed by .ci/setup) is the client.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -87,22 +86,16 @@ impl Drop for Server {
 }
 
 fn start(cfg: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cchc"))
-        .args(["--config"])
-        .arg(cfg)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("CCHC_LOG", "info")
-        .stdout(Stdio::piped())
-        // The server's log, next to its config.
-        .stderr(std::fs::File::create(cfg.with_file_name("serve.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // The server's log, next to its config.
+    let (child, line) = spawn_until_first_line(
+        Command::new(env!("CARGO_BIN_EXE_cchc"))
+            .args(["--config"])
+            .arg(cfg)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("CCHC_LOG", "info"),
+        &cfg.with_file_name("serve.log"),
+    );
     let port = line
-        .trim()
         .strip_prefix("listening on 127.0.0.1:")
         .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|p| p.parse().ok())
