@@ -35,7 +35,7 @@ use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::hooks::{HookClient, QueryHook};
 use datafusion_postgres::pgwire;
-use datafusion_postgres::{DfSessionService, Parser};
+use datafusion_postgres::DfSessionService;
 use futures::Sink;
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth};
@@ -61,6 +61,8 @@ use crate::config::{Config, EngineConfig};
 use crate::store::location::Location;
 use crate::store::publish::Published;
 use crate::warehouse::models::{fit_to_memory, runtime_env, CATALOG};
+
+mod pg;
 
 /// SCRAM iterations of the verifiers `add-user` writes (PostgreSQL's default).
 const ITERATIONS: usize = 4096;
@@ -397,6 +399,7 @@ async fn snapshot(cfg: &Config, units: Option<&Units>, stamp: String) -> Result<
     let (ctx, published, wh) = crate::sql::snapshot_session(cfg, units).await?;
     setup_pg_catalog(&ctx, CATALOG, EmptyContextProvider)
         .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
+    pg::register(&ctx);
     Ok(Snapshot {
         stamp,
         service: Arc::new(DfSessionService::new_with_hooks(
@@ -519,7 +522,7 @@ impl SimpleQueryHandler for Queries {
             let limit = self.state.cfg.serve.query_memory_limit;
             let run = async {
                 let service = snap.statement_service(&self.state.cfg.engine, limit)?;
-                let responses = SimpleQueryHandler::do_query(&service, client, query)
+                let responses = SimpleQueryHandler::do_query(&service, client, &pg::rewrite(query))
                     .await
                     .map_err(|e| out_of_memory(e, limit))?;
                 let mut all = Vec::with_capacity(responses.len());
@@ -549,10 +552,12 @@ impl SimpleQueryHandler for Queries {
 #[async_trait]
 impl ExtendedQueryHandler for Queries {
     type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
-    type QueryParser = Parser;
+    type QueryParser = pg::CompatParser;
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
-        self.state.current().service.query_parser()
+        Arc::new(pg::CompatParser(
+            self.state.current().service.query_parser(),
+        ))
     }
 
     async fn do_query<C>(

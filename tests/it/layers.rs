@@ -19,11 +19,12 @@ const LAYERS: [&str; 7] = [
 
 /// Where DataFusion may be named: the engine's layer, the query commands, the cluster's
 /// processes, and the one error enum that converts its errors.
-const ENGINE: [&str; 7] = [
+const ENGINE: [&str; 8] = [
     "warehouse/",
     "cluster.rs",
     "sql.rs",
     "serve.rs",
+    "serve/",
     "shell.rs",
     "testing.rs",
     "base/error.rs",

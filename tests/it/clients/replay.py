@@ -152,14 +152,30 @@ run("full.jdbc.get_columns",
     "LEFT JOIN pg_catalog.pg_namespace dn ON (dc.relnamespace=dn.oid AND dn.nspname='pg_catalog') "
     "WHERE c.relkind in ('r','p','v','f','m') and a.attnum > 0 AND NOT a.attisdropped AND n.nspname LIKE 'public' AND c.relname LIKE 'target_results') c "
     "WHERE true AND attname LIKE '%%' ORDER BY nspname,c.relname,attnum")
-run("full.metabase.fields_pk",
-    "SELECT c.column_name FROM information_schema.columns AS c LEFT JOIN (SELECT tc.table_schema, tc.table_name, kc.column_name "
-    "FROM information_schema.table_constraints AS tc INNER JOIN information_schema.key_column_usage AS kc "
-    "ON (tc.constraint_name = kc.constraint_name) WHERE tc.constraint_type = 'PRIMARY KEY') AS pk ON c.table_name = pk.table_name "
-    "WHERE c.table_name = 'target_results'")
-run("full.metabase.field_comment",
-    "SELECT COL_DESCRIPTION(CAST(CAST(FORMAT('%%I.%%I', 'public', 'target_results') AS REGCLASS) AS OID), 1)")
+# Metabase's field sync (describe-fields of its postgres driver, as HoneySQL writes it).
+fields = run("full.metabase.fields",
+    "SELECT \"c\".\"column_name\" AS \"name\", CASE WHEN \"c\".\"udt_schema\" IN (%s, %s) THEN FORMAT(%s, \"c\".\"udt_name\") "
+    "ELSE FORMAT(%s, \"c\".\"udt_schema\", \"c\".\"udt_name\") END AS \"database-type\", "
+    "\"c\".\"ordinal_position\" - 1 AS \"database-position\", \"c\".\"table_schema\" AS \"table-schema\", "
+    "\"c\".\"table_name\" AS \"table-name\", \"pk\".\"column_name\" IS NOT NULL AS \"pk?\", "
+    "COL_DESCRIPTION(CAST(CAST(FORMAT(%s, CAST(\"c\".\"table_schema\" AS TEXT), CAST(\"c\".\"table_name\" AS TEXT)) AS REGCLASS) AS OID), \"c\".\"ordinal_position\") AS \"field-comment\", "
+    "((\"column_default\" IS NULL) OR (LOWER(\"column_default\") = %s)) AND (\"is_nullable\" = %s) AND NOT (((\"column_default\" IS NOT NULL) "
+    "AND (\"column_default\" LIKE %s)) OR (\"is_identity\" <> %s)) AS \"database-required\", "
+    "((\"column_default\" IS NOT NULL) AND (\"column_default\" LIKE %s)) OR (\"is_identity\" <> %s) AS \"database-is-auto-increment\" "
+    "FROM \"information_schema\".\"columns\" AS \"c\" "
+    "LEFT JOIN (SELECT \"tc\".\"table_schema\", \"tc\".\"table_name\", \"kc\".\"column_name\" "
+    "FROM \"information_schema\".\"table_constraints\" AS \"tc\" INNER JOIN \"information_schema\".\"key_column_usage\" AS \"kc\" "
+    "ON (\"tc\".\"constraint_name\" = \"kc\".\"constraint_name\") AND (\"tc\".\"table_schema\" = \"kc\".\"table_schema\") "
+    "AND (\"tc\".\"table_name\" = \"kc\".\"table_name\") WHERE \"tc\".\"constraint_type\" = %s) AS \"pk\" "
+    "ON (\"c\".\"table_schema\" = \"pk\".\"table_schema\") AND (\"c\".\"table_name\" = \"pk\".\"table_name\") "
+    "AND (\"c\".\"column_name\" = \"pk\".\"column_name\") "
+    "WHERE c.table_schema !~ '^information_schema|catalog_history|pg_' AND (\"c\".\"table_schema\" IN (%s)) "
+    "AND (\"c\".\"table_name\" IN (%s)) ORDER BY \"table-schema\" ASC, \"table-name\" ASC, \"database-position\" ASC",
+    ("public", "pg_catalog", "%I", "%I.%I", "%I.%I", "null", "NO", "%nextval(%", "NO", "%nextval(%", "NO",
+     "PRIMARY KEY", "public", "target_results"))
 run("full.metabase.indexes",
     "SELECT (INFORMATION_SCHEMA._PG_EXPANDARRAY(i.indkey)).n AS pos FROM pg_catalog.pg_index i")
 
 print("table", oid, "columns", " ".join(r[1] for r in columns or []))
+# What Metabase records of target_results's fields: name:type:position:pk:required:comment.
+print("fields", " ".join(f"{r[0]}:{r[1]}:{r[2]}:{r[5]}:{r[7]}:{r[6]}" for r in fields or []))
