@@ -511,9 +511,15 @@ impl SimpleQueryHandler for Queries {
         // Rows are read whole and sent only if every file of the version still exists after
         // the read; otherwise the statement runs again on the newest version (as `cchc sql`).
         let mut r = Err(replaced_error());
-        for _ in 0..ATTEMPTS {
+        for attempt in 1..=ATTEMPTS {
+            // Listing a version fails when a run vacuums one of its files meanwhile (a mart's
+            // schema read from a file just removed): list again, as `cchc sql` does.
             let snap = match self.state.fresh().await {
                 Ok(s) => s,
+                Err(e) if attempt < ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt, "listing the warehouse failed: listing again");
+                    continue;
+                }
                 Err(e) => {
                     r = Err(e);
                     break;

@@ -174,6 +174,10 @@ pub enum ClusterRole {
         /// ADDR:PORT (port 0: any free one, printed).
         #[arg(long, default_value = crate::cluster::DEFAULT_SCHEDULER)]
         listen: String,
+        /// Seconds without a heartbeat after which an executor is taken as dead and its tasks
+        /// run elsewhere (at least three of the executors' heartbeat intervals).
+        #[arg(long, default_value_t = crate::cluster::DEFAULT_EXECUTOR_TIMEOUT_S)]
+        executor_timeout: u64,
     },
     /// An executor: runs tasks of the scheduler's jobs.
     Executor {
@@ -189,6 +193,9 @@ pub enum ClusterRole {
         /// Folder of its shuffle and spill files.
         #[arg(long)]
         work_dir: PathBuf,
+        /// Seconds between its heartbeats to the scheduler.
+        #[arg(long, default_value_t = crate::cluster::DEFAULT_HEARTBEAT_S)]
+        heartbeat: u64,
     },
 }
 

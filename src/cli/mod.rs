@@ -320,12 +320,16 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Cluster { role } => {
             let cfg = load(cli)?;
             match role {
-                ClusterRole::Scheduler { listen } => crate::cluster::scheduler(&cfg, listen)?,
+                ClusterRole::Scheduler {
+                    listen,
+                    executor_timeout,
+                } => crate::cluster::scheduler(&cfg, listen, *executor_timeout)?,
                 ClusterRole::Executor {
                     scheduler,
                     slots,
                     listen,
                     work_dir,
+                    heartbeat,
                 } => crate::cluster::executor(
                     &cfg,
                     crate::cluster::ExecutorOptions {
@@ -333,6 +337,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                         slots: *slots,
                         listen: listen.clone(),
                         work_dir: work_dir.clone(),
+                        heartbeat_s: *heartbeat,
                     },
                 )?,
             }

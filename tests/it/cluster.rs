@@ -87,7 +87,14 @@ fn marts_on_a_ballista_cluster_equal_the_local_engine() {
         &landing,
         wh,
         ep,
-        &["scheduler", "--listen", "127.0.0.1:0"],
+        // A dead executor is noticed after 6 s (heartbeats every 2 s), to keep the test short.
+        &[
+            "scheduler",
+            "--listen",
+            "127.0.0.1:0",
+            "--executor-timeout",
+            "6",
+        ],
         &dir.path().join("scheduler.log"),
     );
     let addr = line
@@ -108,6 +115,8 @@ fn marts_on_a_ballista_cluster_equal_the_local_engine() {
                     &addr,
                     "--slots",
                     "1",
+                    "--heartbeat",
+                    "2",
                     "--work-dir",
                     &work.display().to_string(),
                 ],
@@ -138,12 +147,31 @@ fn marts_on_a_ballista_cluster_equal_the_local_engine() {
     // `cchc sql` on the cluster reads the same rows.
     assert!(tables(&landing, wh, ep, &["--engine", &engine]) == local);
 
-    // One executor gone (SIGKILL): the refresh completes on the other, or fails with exit 3
-    // naming the cause; never a partial publish.
-    executors.remove(0);
-    let out = refresh(&["--engine", &engine]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    match out.status.code() {
+    // One executor killed (SIGKILL) in the middle of a refresh, once its first job has run on
+    // the cluster: the refresh completes on the other executor, or fails with exit 3 naming
+    // the cause; never a partial publish.
+    let mut c = bin(&landing, wh);
+    s3_env(&mut c, ep);
+    let mut child = c
+        .args(["--engine", &engine, "refresh", "--full"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = String::new();
+    let mut killed = false;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap())) {
+        let line = line.unwrap();
+        if !killed && line.contains("finished executing") {
+            executors.remove(0);
+            killed = true;
+        }
+        stderr.push_str(&line);
+        stderr.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert!(killed, "no job ran on the cluster: {stderr}");
+    match status.code() {
         Some(0 | 1) => {}
         Some(3) => assert!(stderr.contains("error"), "{stderr}"),
         other => panic!("{other:?}: {stderr}"),
