@@ -72,6 +72,8 @@ pub async fn compute_and_publish(
             }
         }
     }
+    // The ranking ranks and names the units valid on the year's as-of day (TARGETS.md).
+    let units = &units.on(results.as_of.expect("checked above"));
     let ranking = score(scheme, year, units, &results, &inputs);
     let (scores_batch, ranking_batch) = tables::batches(&ranking)?;
     let html = crate::report::html::report_html(scheme, &ranking, &results, units);
@@ -141,6 +143,10 @@ pub fn rank(cfg: &Config, year: i32, out: Option<&Path>, quiet: bool) -> Result<
         }
     }
     if !quiet {
+        let units = match outcome.results.as_of {
+            Some(day) => units.on(day),
+            None => units,
+        };
         print!(
             "{}",
             crate::report::terminal::ranking(cfg, &outcome.ranking, &outcome.results, &units, year)

@@ -33,6 +33,8 @@ pub struct GenOptions {
     pub scale: f64,
     pub seed: u64,
     pub defects: f64,
+    /// A reorganisation on this day (`--reorganise`): see [`reorganise`].
+    pub reorganise: Option<NaiveDate>,
 }
 
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -160,6 +162,56 @@ pub struct SynthUnit {
     pub name: String,
     pub tier: &'static str,
     pub parent: String,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_to: Option<NaiveDate>,
+}
+
+impl SynthUnit {
+    fn valid_on(&self, day: NaiveDate) -> bool {
+        self.valid_from.is_none_or(|f| f <= day) && self.valid_to.is_none_or(|t| day < t)
+    }
+}
+
+/// The province reorganised on `day`, as in 2025: the district level is abolished (every
+/// district ceases, without a successor: its late-synced records count for the province only)
+/// and each district's communes merge two by two (an odd last one joins the pair before it) into
+/// new communes without a district. Returns the units (old rows closed on `day`, new rows opened
+/// on it) and the changes (`effective_date, old_code, new_code`).
+pub fn reorganise(
+    mut units: Vec<SynthUnit>,
+    day: NaiveDate,
+) -> (Vec<SynthUnit>, Vec<(NaiveDate, String, String)>) {
+    let mut changes = Vec::new();
+    let mut merged = Vec::new();
+    for (d, _) in DISTRICTS.iter().enumerate() {
+        let n = communes_of(d);
+        let pairs = n / 2;
+        for c in 0..n {
+            let k = (c / 2).min(pairs - 1);
+            let old = format!("000.{:02}.{:02}.H40", c + 1, 21 + d);
+            let new = format!("000.{:02}.{:02}.H40", 51 + k, 21 + d);
+            if c % 2 == 0 && k == c / 2 {
+                merged.push(SynthUnit {
+                    code: new.clone(),
+                    name: format!(
+                        "Xã {} {}",
+                        COMMUNE_WORDS[(k + d + 5) % 12],
+                        COMMUNE_WORDS[(k / 12 + d + 7) % 12]
+                    ),
+                    tier: "xa-phuong",
+                    parent: String::new(),
+                    valid_from: Some(day),
+                    valid_to: None,
+                });
+            }
+            changes.push((day, old, new));
+        }
+    }
+    for u in units.iter_mut().filter(|u| u.tier != "so-ban-nganh") {
+        u.valid_to = Some(day);
+    }
+    units.extend(merged);
+    (units, changes)
 }
 
 pub fn units() -> Vec<SynthUnit> {
@@ -170,6 +222,8 @@ pub fn units() -> Vec<SynthUnit> {
             name: n.to_string(),
             tier: "so-ban-nganh",
             parent: String::new(),
+            valid_from: None,
+            valid_to: None,
         });
     }
     for (d, n) in DISTRICTS.iter().enumerate() {
@@ -179,6 +233,8 @@ pub fn units() -> Vec<SynthUnit> {
             name: n.to_string(),
             tier: "quan-huyen",
             parent: String::new(),
+            valid_from: None,
+            valid_to: None,
         });
         for c in 0..communes_of(d) {
             let name = format!(
@@ -191,6 +247,8 @@ pub fn units() -> Vec<SynthUnit> {
                 name,
                 tier: "xa-phuong",
                 parent: dcode.clone(),
+                valid_from: None,
+                valid_to: None,
             });
         }
     }
@@ -434,16 +492,21 @@ impl Dossier {
     }
 }
 
-/// Pick a handling unit whose tier matches the procedure level.
-fn unit_for(level: &str, units: &[SynthUnit], rng: &mut ChaCha8Rng) -> usize {
+/// Pick a handling unit valid on `day` whose tier matches the procedure level (after a
+/// reorganisation, the communes take the district level's procedures).
+fn unit_for(level: &str, units: &[SynthUnit], day: NaiveDate, rng: &mut ChaCha8Rng) -> usize {
+    let no_districts = units
+        .iter()
+        .find(|u| u.tier == "quan-huyen")
+        .is_some_and(|u| !u.valid_on(day));
     let tier = match level {
         "tinh" => "so-ban-nganh",
-        "huyen" => "quan-huyen",
+        "huyen" if !no_districts => "quan-huyen",
         _ => "xa-phuong",
     };
     loop {
         let i = rng.random_range(0..units.len());
-        if units[i].tier == tier {
+        if units[i].tier == tier && units[i].valid_on(day) {
             return i;
         }
     }
@@ -458,7 +521,7 @@ fn plan_dossier(
 ) -> Dossier {
     let proc_idx = rng.random_range(0..procs.len());
     let p = &procs[proc_idx];
-    let unit = unit_for(p.level, units, rng);
+    let unit = unit_for(p.level, units, day, rng);
     let online = rng.random_bool(0.45);
     let channel = if online {
         "2"
@@ -928,7 +991,12 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
         for _ in 0..daily_volume(600.0 * o.scale, day, &mut rng) {
             serial += 1;
             let outgoing = rng.random_bool(0.45);
-            let unit = rng.random_range(0..units.len());
+            let unit = loop {
+                let i = rng.random_range(0..units.len());
+                if units[i].valid_on(day) {
+                    break i;
+                }
+            };
             let legal = outgoing && rng.random_bool(0.03);
             let t = at(day, &mut rng);
             let mut summary = format!(
@@ -1197,11 +1265,19 @@ fn gen_documents(o: &GenOptions, units: &[SynthUnit]) -> Result<GenSummary> {
 /// (`survey_<Y>.csv`, 15 to 28) for each department and district. The last district is left out
 /// of the survey, as happens when a survey round misses a unit, so the report shows its flag.
 fn gen_par_inputs(o: &GenOptions, units: &[SynthUnit], sum: &mut GenSummary) -> Result<()> {
-    let ranked: Vec<&SynthUnit> = units
-        .iter()
-        .filter(|u| u.tier == "so-ban-nganh" || u.tier == "quan-huyen")
-        .collect();
     for year in o.from.year()..=o.to.year() {
+        // The units a scheme of that year ranks: departments and districts, or, once the
+        // districts are gone, departments and communes (as of the year's last day).
+        let end = NaiveDate::from_ymd_opt(year, 12, 31).expect("a year's last day");
+        let two_tier = o.reorganise.is_some_and(|r| r <= end);
+        let ranked: Vec<&SynthUnit> = units
+            .iter()
+            .filter(|u| match u.tier {
+                "so-ban-nganh" => true,
+                "quan-huyen" => !two_tier,
+                _ => two_tier && u.valid_on(end),
+            })
+            .collect();
         let mut rng = ChaCha8Rng::seed_from_u64(o.seed ^ 0x0050_A000 ^ year as u64);
         let mut par = String::from("unit_code,criterion_id,points\n");
         let mut survey = String::from("unit_code,points\n");
@@ -1250,18 +1326,58 @@ pub fn generate(o: &GenOptions) -> Result<GenSummary> {
             "--scale must be > 0 and --defects within 0..1".into(),
         ));
     }
-    let units = units();
     let procs = procedures();
-    let mut csv = String::from("unit_code,unit_name,tier,parent_code\n");
-    for u in &units {
-        let _ = writeln!(csv, "{},{},{},{}", u.code, u.name, u.tier, u.parent);
-    }
     let mut sum = GenSummary::default();
-    write(
-        &o.out.join("reference").join("units.csv"),
-        csv.as_bytes(),
-        &mut sum,
-    )?;
+    let units = match o.reorganise {
+        None => {
+            let units = units();
+            let mut csv = String::from("unit_code,unit_name,tier,parent_code\n");
+            for u in &units {
+                let _ = writeln!(csv, "{},{},{},{}", u.code, u.name, u.tier, u.parent);
+            }
+            write(
+                &o.out.join("reference").join("units.csv"),
+                csv.as_bytes(),
+                &mut sum,
+            )?;
+            units
+        }
+        Some(day) => {
+            let (units, changes) = reorganise(units(), day);
+            let mut csv =
+                String::from("unit_code,unit_name,tier,parent_code,valid_from,valid_to\n");
+            let show = |d: Option<NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+            for u in &units {
+                let _ = writeln!(
+                    csv,
+                    "{},{},{},{},{},{}",
+                    u.code,
+                    u.name,
+                    u.tier,
+                    u.parent,
+                    show(u.valid_from),
+                    show(u.valid_to)
+                );
+            }
+            write(
+                &o.out.join("reference").join("units.csv"),
+                csv.as_bytes(),
+                &mut sum,
+            )?;
+            let mut csv = String::from("effective_date,old_code,new_code\n");
+            for (d, old, new) in &changes {
+                let _ = writeln!(csv, "{d},{old},{new}");
+            }
+            write(
+                &o.out
+                    .join("reference")
+                    .join(crate::config::units::CHANGES_FILE),
+                csv.as_bytes(),
+                &mut sum,
+            )?;
+            units
+        }
+    };
     gen_par_inputs(o, &units, &mut sum)?;
     let ((a, b), c) = rayon::join(
         || {

@@ -137,6 +137,8 @@ fn test_units(t: &UnitTest) -> Units {
                         .unwrap_or_else(|| "so-ban-nganh".into()),
                     parent_code: get("parent_code"),
                     unit_code: code,
+                    valid_from: None,
+                    valid_to: None,
                 }
             })
             .collect(),
@@ -154,6 +156,8 @@ fn test_units(t: &UnitTest) -> Units {
                     tier: "so-ban-nganh".into(),
                     parent_code: String::new(),
                     unit_code: c,
+                    valid_from: None,
+                    valid_to: None,
                 })
                 .collect()
         }

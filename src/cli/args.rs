@@ -223,6 +223,11 @@ pub struct GenArgs {
     /// Share of records to corrupt with the contract's defects (0 = a clean landing).
     #[arg(long, default_value_t = 0.0)]
     pub defects: f64,
+    /// Reorganise the units on this day, as the 2025 reform did: every district ceases and
+    /// each district's communes merge two by two; writes units.csv with validity columns and
+    /// reference/unit_changes.csv, and keeps syncing older dossiers under their old codes.
+    #[arg(long, value_parser = day, value_name = "DATE")]
+    pub reorganise: Option<NaiveDate>,
 }
 
 /// A day as `YYYY-MM-DD` with a four-digit year (chrono alone reads `22-01-03` as the year 22).

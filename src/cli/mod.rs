@@ -210,8 +210,28 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                     );
                 }
             }
-            // The manual inputs of each scheme's year: present and well-formed, or reported.
             let rt = runtime()?;
+            // The units and their changes (units.csv, unit_changes.csv beside it): a bad file
+            // is a configuration error; an absent one is reported (the landing may not exist
+            // where the config is validated).
+            match rt.block_on(read_units(&cfg.units)) {
+                Ok(units) => {
+                    if !units.changes.is_empty() && !cli.quiet {
+                        println!(
+                            "units: {} rows, {} unit changes",
+                            units.rows.len(),
+                            units.changes.len()
+                        );
+                    }
+                }
+                Err(e @ Error::Config(_)) => return Err(e),
+                // Without a landing area its note below says enough.
+                Err(e) if Location::open(&cfg.landing, false).is_ok() => {
+                    eprintln!("note: units were not checked: {e}")
+                }
+                Err(_) => {}
+            }
+            // The manual inputs of each scheme's year: present and well-formed, or reported.
             if let Ok(landing) = Location::open(&cfg.landing, false) {
                 for scheme in &cfg.schemes {
                     let inputs =
@@ -444,6 +464,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 scale: a.scale,
                 seed: a.seed,
                 defects: a.defects,
+                reorganise: a.reorganise,
             };
             let s = synth::generate(&o)?;
             if !cli.quiet {
@@ -467,6 +488,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 scale: *scale,
                 seed: 42,
                 defects: *defects,
+                reorganise: None,
             };
             let t0 = std::time::Instant::now();
             let s = synth::generate(&o)?;

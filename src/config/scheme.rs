@@ -11,8 +11,9 @@ use serde_saphyr::Spanned;
 use super::plan::{Grouping, Plan};
 use super::{did_you_mean, is_identifier, Diagnostics};
 
-/// The tiers ranked, as units.csv names them.
-pub const TIERS: [&str; 2] = ["so-ban-nganh", "quan-huyen"];
+/// The tiers a scheme may rank, as units.csv names them: a scheme's tiers are its own (from
+/// 2025, a province without districts ranks departments and communes, `xa-phuong`).
+pub use super::units::TIERS;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -203,7 +203,7 @@ pub fn file_name(p: &Path) -> &str {
     p.filename().unwrap_or("")
 }
 
-/// Read units.csv from a local path or URL.
+/// Read units.csv from a local path or URL, with the unit changes beside it when present.
 pub async fn read_units(path: &str) -> Result<Units> {
     let (dir, name) = match path.rsplit_once('/') {
         Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
@@ -212,7 +212,19 @@ pub async fn read_units(path: &str) -> Result<Units> {
     let loc =
         Location::open(dir, false).map_err(|e| Error::Usage(format!("units seed {path}: {e}")))?;
     let bytes = loc.get(&loc.path(name)).await?;
-    Units::parse(&bytes, path)
+    let units = Units::parse(&bytes, path)?;
+    // The unit changes, when present, live beside units.csv (`<reference>/unit_changes.csv`).
+    let changes = crate::config::units::CHANGES_FILE;
+    match loc.get_opt(&loc.path(changes)).await? {
+        Some(b) => {
+            let shown = match path.rsplit_once('/') {
+                Some((d, _)) => format!("{d}/{changes}"),
+                None => changes.to_string(),
+            };
+            units.with_changes(&b, &shown)
+        }
+        None => Ok(units),
+    }
 }
 
 /// Where a location is, for comparing two: a local absolute path (links resolved as far as the

@@ -197,22 +197,6 @@ pub async fn evaluate(
 ) -> Result<Evaluation> {
     let mut rows = Vec::new();
     let mut district_rows = Vec::new();
-    let districts: Vec<(&str, Vec<&str>)> = units
-        .rows
-        .iter()
-        .filter(|u| u.tier == "quan-huyen")
-        .map(|d| {
-            let mut members = vec![d.unit_code.as_str()];
-            members.extend(
-                units
-                    .rows
-                    .iter()
-                    .filter(|c| c.tier == "xa-phuong" && c.parent_code == d.unit_code)
-                    .map(|c| c.unit_code.as_str()),
-            );
-            (d.unit_code.as_str(), members)
-        })
-        .collect();
     // Targets of every plan in force for some period, evaluated once per target id and plan.
     let mut by_plan: BTreeMap<i32, Vec<&Period>> = BTreeMap::new();
     for p in periods {
@@ -256,10 +240,12 @@ pub async fn evaluate(
                     }
                 }
                 if t.grouping == Grouping::Unit {
-                    for u in &units.rows {
+                    // The units valid on the period's as-of day, with that day's districts; the
+                    // marts already count each record for its unit's successor as of that day.
+                    for u in units.valid_on(p.as_of) {
                         rows.push(row(&u.unit_code, get(&u.unit_code)));
                     }
-                    for (code, members) in &districts {
+                    for (code, members) in &units.districts_on(p.as_of) {
                         let mut f = Figures::default();
                         for m in members {
                             f.add(&get(m));

@@ -168,16 +168,22 @@ pub fn periods_batch(periods: &[&Period]) -> Result<RecordBatch> {
 }
 
 pub fn units_schema() -> SchemaRef {
-    Arc::new(Schema::new(
-        ["unit_code", "unit_name", "tier", "parent_code"]
-            .map(|n| Field::new(n, DataType::Utf8, false))
-            .to_vec(),
-    ))
+    let mut fields: Vec<Field> = ["unit_code", "unit_name", "tier", "parent_code"]
+        .map(|n| Field::new(n, DataType::Utf8, false))
+        .to_vec();
+    fields.push(Field::new("valid_from", DataType::Date32, true));
+    fields.push(Field::new("valid_to", DataType::Date32, true));
+    Arc::new(Schema::new(fields))
 }
 
 pub fn units_batch(units: &Units) -> Result<RecordBatch> {
     let col = |f: fn(&crate::config::units::Unit) -> &str| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(units.rows.iter().map(f)))
+    };
+    let day = |f: fn(&crate::config::units::Unit) -> Option<chrono::NaiveDate>| -> ArrayRef {
+        Arc::new(Date32Array::from_iter(
+            units.rows.iter().map(|u| f(u).map(date_to_days)),
+        ))
     };
     Ok(RecordBatch::try_new(
         units_schema(),
@@ -186,18 +192,83 @@ pub fn units_batch(units: &Units) -> Result<RecordBatch> {
             col(|u| &u.unit_name),
             col(|u| &u.tier),
             col(|u| &u.parent_code),
+            day(|u| u.valid_from),
+            day(|u| u.valid_to),
         ],
     )?)
 }
 
-/// `unit_groups(group_level, group_code, unit_code)`: which units a group counts. Level `unit`:
-/// every unit alone; level `district`: a district with its communes (units.csv parent codes),
-/// the grouping the ranking of districts uses.
+/// `units_as_of(period, unit_code, unit_name, tier, parent_code)`: the rows of units.csv valid
+/// on each period's as-of day (the units a period reports, with that day's names, tiers and
+/// districts).
+pub fn units_as_of_schema() -> SchemaRef {
+    Arc::new(Schema::new(
+        ["period", "unit_code", "unit_name", "tier", "parent_code"]
+            .map(|n| Field::new(n, DataType::Utf8, false))
+            .to_vec(),
+    ))
+}
+
+fn units_as_of_batch(units: &Units, periods: &[&Period]) -> Result<RecordBatch> {
+    let rows: Vec<(&str, &crate::config::units::Unit)> = periods
+        .iter()
+        .flat_map(|p| units.valid_on(p.as_of).map(move |u| (p.id.as_str(), u)))
+        .collect();
+    let col = |f: &dyn Fn(&(&str, &crate::config::units::Unit)) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    Ok(RecordBatch::try_new(
+        units_as_of_schema(),
+        vec![
+            col(&|r| r.0.to_string()),
+            col(&|r| r.1.unit_code.clone()),
+            col(&|r| r.1.unit_name.clone()),
+            col(&|r| r.1.tier.clone()),
+            col(&|r| r.1.parent_code.clone()),
+        ],
+    )?)
+}
+
+/// `unit_attribution(period, unit_code, attributed_code)`: for each period and each code of
+/// units.csv, the unit its records count for as of the period's as-of day (its final successor,
+/// see `Units::successor`). The state views join it, so every model follows one rule.
+pub fn unit_attribution_schema() -> SchemaRef {
+    Arc::new(Schema::new(
+        ["period", "unit_code", "attributed_code"]
+            .map(|n| Field::new(n, DataType::Utf8, false))
+            .to_vec(),
+    ))
+}
+
+fn unit_attribution_batch(units: &Units, periods: &[&Period]) -> Result<RecordBatch> {
+    let mut codes: Vec<&str> = units.codes.iter().map(String::as_str).collect();
+    codes.sort_unstable();
+    let (mut period, mut code, mut to) = (Vec::new(), Vec::new(), Vec::new());
+    for p in periods {
+        for c in &codes {
+            period.push(p.id.as_str());
+            code.push(*c);
+            to.push(units.successor(c, p.as_of));
+        }
+    }
+    Ok(RecordBatch::try_new(
+        unit_attribution_schema(),
+        vec![
+            Arc::new(StringArray::from(period)),
+            Arc::new(StringArray::from(code)),
+            Arc::new(StringArray::from(to)),
+        ],
+    )?)
+}
+
+/// `unit_groups(period, group_level, group_code, unit_code)`: which units a group counts, as of
+/// each period's as-of day. Level `unit`: every unit alone; level `district`: a district with its
+/// communes (parent codes of the rows valid that day), the grouping the ranking of districts uses.
 pub const UNIT_GROUPS_SQL: &str = "CREATE VIEW unit_groups AS \
-    SELECT 'unit' AS group_level, unit_code AS group_code, unit_code FROM units \
+    SELECT period, 'unit' AS group_level, unit_code AS group_code, unit_code FROM units_as_of \
     UNION ALL \
-    SELECT 'district' AS group_level, CASE WHEN tier = 'xa-phuong' THEN parent_code ELSE unit_code END AS group_code, unit_code \
-    FROM units WHERE tier = 'quan-huyen' OR (tier = 'xa-phuong' AND parent_code <> '')";
+    SELECT period, 'district' AS group_level, CASE WHEN tier = 'xa-phuong' THEN parent_code ELSE unit_code END AS group_code, unit_code \
+    FROM units_as_of WHERE tier = 'quan-huyen' OR (tier = 'xa-phuong' AND parent_code <> '')";
 
 pub fn mem_table(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<Arc<MemTable>> {
     Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
@@ -320,15 +391,31 @@ pub async fn register_views(
         "periods",
         mem_table(periods_schema(), vec![periods_batch(periods)?])?,
     )?;
-    for source in &cfg.sources {
-        ctx.sql(&state::state_view_sql(source)).await?;
-    }
-    let units_batches = match units {
-        Some(u) => vec![units_batch(u)?],
-        None => vec![],
-    };
-    ctx.register_table("units", mem_table(units_schema(), units_batches)?)?;
+    let empty = Units::default();
+    let units = units.unwrap_or(&empty);
+    ctx.register_table(
+        "units",
+        mem_table(units_schema(), vec![units_batch(units)?])?,
+    )?;
+    ctx.register_table(
+        "units_as_of",
+        mem_table(
+            units_as_of_schema(),
+            vec![units_as_of_batch(units, periods)?],
+        )?,
+    )?;
+    ctx.register_table(
+        "unit_attribution",
+        mem_table(
+            unit_attribution_schema(),
+            vec![unit_attribution_batch(units, periods)?],
+        )?,
+    )?;
     ctx.sql(UNIT_GROUPS_SQL).await?;
+    for source in &cfg.sources {
+        ctx.sql(&state::state_view_sql(source, !units.changes.is_empty()))
+            .await?;
+    }
     Ok(())
 }
 

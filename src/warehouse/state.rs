@@ -40,17 +40,57 @@ pub const PERIOD_COLUMNS: [&str; 6] = [
 ];
 
 /// `CREATE VIEW <source>_state AS …`: the state as of each period's as-of day.
-pub fn state_view_sql(source: &Source) -> String {
+///
+/// With `attribute` (the units changed: `unit_changes.csv` has lines), every column that
+/// references units holds the unit the record counts for as of the period's as-of day, from
+/// `unit_attribution` (TARGETS.md "Units that change"): so every model, ours or an analyst's,
+/// follows the one rule. Without it the join would map every code to itself, and is left out.
+pub fn state_view_sql(source: &Source, attribute: bool) -> String {
     let p = PERIOD_COLUMNS
         .iter()
         .map(|c| format!("p.{}", ident(c)))
         .collect::<Vec<_>>()
         .join(", ");
+    let on = "v.valid_from <= p.as_of AND (v.valid_to IS NULL OR v.valid_to > p.as_of)";
+    let name = ident(&state_view(source));
+    let versions = ident(&versions_view(source));
+    let unit_columns: Vec<&str> = source
+        .columns
+        .iter()
+        .filter(|c| c.references_units)
+        .map(|c| c.name.as_str())
+        .collect();
+    if !attribute || unit_columns.is_empty() {
+        return format!(
+            "CREATE VIEW {name} AS SELECT {p}, v.* FROM periods p JOIN {versions} v ON {on}"
+        );
+    }
+    let mut joins = String::new();
+    let mut cols = Vec::new();
+    for c in source.columns.iter().map(|c| c.name.as_str()) {
+        match unit_columns.iter().position(|u| *u == c) {
+            Some(i) => {
+                joins.push_str(&format!(
+                    " LEFT JOIN unit_attribution a{i} ON a{i}.period = p.period AND a{i}.unit_code = v.{c}",
+                    c = ident(c)
+                ));
+                cols.push(format!(
+                    "coalesce(a{i}.attributed_code, v.{c}) AS {c}",
+                    c = ident(c)
+                ));
+            }
+            None => cols.push(format!("v.{}", ident(c))),
+        }
+    }
+    for c in crate::config::META_COLUMNS
+        .iter()
+        .chain(&["valid_from", "valid_to"])
+    {
+        cols.push(format!("v.{}", ident(c)));
+    }
     format!(
-        "CREATE VIEW {} AS SELECT {p}, v.* FROM periods p JOIN {} v \
-         ON v.valid_from <= p.as_of AND (v.valid_to IS NULL OR v.valid_to > p.as_of)",
-        ident(&state_view(source)),
-        ident(&versions_view(source))
+        "CREATE VIEW {name} AS SELECT {p}, {} FROM periods p JOIN {versions} v ON {on}{joins}",
+        cols.join(", ")
     )
 }
 

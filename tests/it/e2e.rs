@@ -36,6 +36,7 @@ fn week() -> Week {
         scale: 0.03,
         seed: 7,
         defects: 0.02,
+        reorganise: None,
     })
     .unwrap();
     let cfg = config::load(
@@ -317,6 +318,7 @@ fn generation_is_deterministic_for_a_seed() {
         scale: 0.01,
         seed: 3,
         defects: 0.05,
+        reorganise: None,
     };
     let sa = generate(&o(a.path())).unwrap();
     let sb = generate(&o(b.path())).unwrap();

@@ -20,3 +20,4 @@ mod scheduling;
 mod serve;
 mod state;
 mod targets;
+mod units;

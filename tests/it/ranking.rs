@@ -15,12 +15,7 @@ use cchc::config::units::{Unit, Units};
 use cchc::ranking::{score, Flag, InputTable, Measured, YearResults};
 
 fn unit(code: &str, tier: &str, parent: &str) -> Unit {
-    Unit {
-        unit_code: code.into(),
-        unit_name: format!("Đơn vị {code}"),
-        tier: tier.into(),
-        parent_code: parent.into(),
-    }
+    Unit::new(code, &format!("Đơn vị {code}"), tier, parent)
 }
 
 fn ratio(n: i64, d: i64) -> Measured {

@@ -17,7 +17,7 @@ const H: &str = "000.00.21.H40";
 const X: &str = "000.01.21.H40";
 
 /// A dossier with the required fields and `fields` (yyyyMMddHHmmss dates).
-fn hs(id: &str, unit: &str, status: &str, fields: Value) -> Value {
+pub(crate) fn hs(id: &str, unit: &str, status: &str, fields: Value) -> Value {
     let mut d = json!({"MaHoSo": id, "MaTTHC": "1.000001", "TenTTHC": "Thủ tục mẫu",
         "DonViXuLy": unit, "TrangThaiHoSo": status, "TrangThaiDongBoDVC": "1",
         "MucDo": "2", "KenhThucHien": "1"});
@@ -27,7 +27,7 @@ fn hs(id: &str, unit: &str, status: &str, fields: Value) -> Value {
     d
 }
 
-fn batch(records: Vec<Value>) -> String {
+pub(crate) fn batch(records: Vec<Value>) -> String {
     json!({"service": "DongBoHoSoMC", "isUpdating": false, "data": records}).to_string()
 }
 
@@ -35,11 +35,11 @@ fn catalog(entries: Value) -> String {
     json!({"service": "LayThuTuc", "data": entries}).to_string()
 }
 
-const DOC_HEADER: &str = "Mã văn bản,Số ký hiệu,Loại văn bản,Là VBQPPL,Hạn ban hành theo kế hoạch,Chiều,Đơn vị,Trích yếu,Ngày ban hành,Ngày đến,Hạn xử lý,Ngày hoàn thành,Độ khẩn,Độ mật,Người ký,Gửi liên thông,Trạng thái";
+pub(crate) const DOC_HEADER: &str = "Mã văn bản,Số ký hiệu,Loại văn bản,Là VBQPPL,Hạn ban hành theo kế hoạch,Chiều,Đơn vị,Trích yếu,Ngày ban hành,Ngày đến,Hạn xử lý,Ngày hoàn thành,Độ khẩn,Độ mật,Người ký,Gửi liên thông,Trạng thái";
 
 /// A document row: id, VBQPPL, deadline, direction, unit, issued, due, completed, sent, state.
 #[allow(clippy::too_many_arguments)]
-fn doc(
+pub(crate) fn doc(
     id: &str,
     vbqppl: &str,
     deadline: &str,
@@ -56,7 +56,7 @@ fn doc(
 
 /// A signing event; `doc: None` leaves `doc_id` out (optional; a JSON null would be bad).
 #[allow(clippy::too_many_arguments)]
-fn sig(
+pub(crate) fn sig(
     id: &str,
     doc: Option<&str>,
     unit: &str,
@@ -499,10 +499,10 @@ fn landing(h: &Harness) {
     );
 }
 
-type Row = (i64, i64, String, Vec<String>);
+pub(crate) type Row = (i64, i64, String, Vec<String>);
 
 /// (target, period, unit) → (numerator, denominator, status, sample keys).
-fn results(h: &Harness, table: &str) -> BTreeMap<(String, String, String), Row> {
+pub(crate) fn results(h: &Harness, table: &str) -> BTreeMap<(String, String, String), Row> {
     let mut out = BTreeMap::new();
     for b in h.read("marts", table) {
         let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
@@ -536,7 +536,7 @@ fn results(h: &Harness, table: &str) -> BTreeMap<(String, String, String), Row> 
     out
 }
 
-fn r(n: i64, d: i64, status: &str, keys: &[&str]) -> Row {
+pub(crate) fn r(n: i64, d: i64, status: &str, keys: &[&str]) -> Row {
     (
         n,
         d,
@@ -545,7 +545,7 @@ fn r(n: i64, d: i64, status: &str, keys: &[&str]) -> Row {
     )
 }
 
-fn expect(
+pub(crate) fn expect(
     got: &BTreeMap<(String, String, String), Row>,
     target: &str,
     period: &str,
