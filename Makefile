@@ -30,9 +30,10 @@ check: ## format check + clippy + tests
 	$(MAKE) clippy
 	$(MAKE) test
 
-bench: build ## province-year: ingest vs DuckDB loading the same files; marts and checks vs DuckDB on the same SQL; the year served
+bench: build ## province-year: ingest vs DuckDB loading the same files; marts and checks vs DuckDB on the same SQL; the daily run; target_results vs a reference; the year served
 	bench/ingest.sh
 	bench/marts.sh
+	bench/daily.sh
 	CCHC_WAREHOUSE=bench/out/wh python3 bench/serve.py $(BIN) configs/local.yaml 10
 
 bench-serve: build ## query mix through `cchc serve` vs `cchc sql` on the demo warehouse (run `make demo` first)

@@ -215,6 +215,36 @@ pub async fn query(ctx: &SessionContext, sql: &str, format: OutputFormat) -> Res
     render(&batches, format)
 }
 
+/// CSV has no lists or records: their columns are written as text, as the table format shows
+/// them (`[000.01, 000.02]`, `{a: 1}`); the other columns are unchanged.
+fn nested_as_text(b: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::array::{Array, ArrayRef, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    if !b.columns().iter().any(|c| c.data_type().is_nested()) {
+        return Ok(b.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+        if !c.data_type().is_nested() {
+            fields.push(f.as_ref().clone());
+            columns.push(c.clone());
+            continue;
+        }
+        let fmt = ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default())?;
+        let text: StringArray = (0..c.len())
+            .map(|i| (!c.is_null(i)).then(|| fmt.value(i).to_string()))
+            .collect();
+        fields.push(Field::new(f.name(), DataType::Utf8, true));
+        columns.push(std::sync::Arc::new(text));
+    }
+    Ok(RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
 pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
     match format {
         OutputFormat::Table => Ok(arrow::util::pretty::pretty_format_batches(batches)?.to_string()),
@@ -225,7 +255,7 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
                     .with_header(true)
                     .build(&mut buf);
                 for b in batches {
-                    w.write(b)?;
+                    w.write(&nested_as_text(b)?)?;
                 }
             }
             String::from_utf8(buf).map_err(|e| Error::Internal(e.to_string()))

@@ -44,6 +44,10 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Print each mart's executed plan with every operator's rows, time, memory and spills
+    /// (stderr), after computing it: where a slow model spends its time.
+    #[arg(long, global = true)]
+    pub explain_analyze: bool,
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,

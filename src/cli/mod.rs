@@ -36,6 +36,7 @@ fn overrides(cli: &Cli) -> Overrides {
             .engine
             .as_deref()
             .map(|e| config::parse_engine(e).unwrap_or_default()),
+        explain_analyze: cli.explain_analyze,
     }
 }
 

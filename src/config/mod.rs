@@ -183,6 +183,9 @@ pub struct EngineConfig {
     /// `engine: ballista://HOST:PORT`: the scheduler that runs the marts, checks and SQL;
     /// `None` (`engine: local`, the default) for this process.
     pub cluster: Option<String>,
+    /// `--explain-analyze`: print each mart's executed plan with its operators' rows, times,
+    /// memory and spills (to stderr), so a slow model is found without a profiler.
+    pub explain_analyze: bool,
 }
 
 /// The scheduler address of an `engine` value: `local` → `None`, `ballista://HOST:PORT` →
@@ -278,6 +281,7 @@ pub struct Overrides {
     pub temp_dir: Option<String>,
     /// `Some(None)`: local; `Some(Some(addr))`: a Ballista scheduler.
     pub engine: Option<Option<String>>,
+    pub explain_analyze: bool,
 }
 
 /// Collects diagnostics so validation can go on after the first problem.
@@ -638,6 +642,7 @@ fn load_collecting(
     let engine = EngineConfig {
         cluster,
         memory_limit,
+        explain_analyze: overrides.explain_analyze,
         temp_dir: overrides
             .temp_dir
             .clone()

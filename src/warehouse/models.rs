@@ -57,12 +57,16 @@ pub const CATALOG: &str = "cchc";
 pub fn new_context(engine: &EngineConfig) -> Result<SessionContext> {
     let config = session_config(engine);
     let runtime = runtime_env(engine, engine.memory_limit)?;
-    match &engine.cluster {
-        None => Ok(SessionContext::new_with_config_rt(config, runtime)),
-        Some(addr) => Ok(SessionContext::new_with_state(super::engine::client_state(
-            addr, config, runtime,
-        )?)),
+    let ctx = match &engine.cluster {
+        None => SessionContext::new_with_config_rt(config, runtime),
+        Some(addr) => {
+            SessionContext::new_with_state(super::engine::client_state(addr, config, runtime)?)
+        }
+    };
+    for f in super::engine::functions() {
+        ctx.register_udf(f.as_ref().clone());
     }
+    Ok(ctx)
 }
 
 /// A session in this process whatever the config's engine (planning checks, the pipeline's
@@ -482,6 +486,21 @@ pub async fn compute(ctx: &SessionContext, cfg: &Config) -> Result<Vec<MartBatch
                         false => model_error(m, e),
                     })?;
                 let (spills, spilled_bytes) = spilled(&plan);
+                if cfg.engine.explain_analyze {
+                    eprintln!(
+                        "-- model `{}` ({}:{}): {} rows in {} ms\n{}",
+                        m.name,
+                        m.file,
+                        m.sql_at.0,
+                        batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+                        t0.elapsed().as_millis(),
+                        datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                            plan.as_ref()
+                        )
+                        .set_show_statistics(false)
+                        .indent(true)
+                    );
+                }
                 tracing::info!(
                     mart = %m.name,
                     rows = batches.iter().map(|b| b.num_rows()).sum::<usize>(),

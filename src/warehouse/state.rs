@@ -51,7 +51,11 @@ pub fn state_view_sql(source: &Source, attribute: bool) -> String {
         .map(|c| format!("p.{}", ident(c)))
         .collect::<Vec<_>>()
         .join(", ");
-    let on = "v.valid_from <= p.as_of AND (v.valid_to IS NULL OR v.valid_to > p.as_of)";
+    // A hash join on a constant key, the range as its filter: with the few periods as the
+    // build side this is a vectorised filter over each batch of versions, several times cheaper
+    // than the nested-loop join DataFusion plans for a join on a range alone.
+    let on = "p.all_rows = v.all_rows AND v.valid_from <= p.as_of \
+              AND (v.valid_to IS NULL OR v.valid_to > p.as_of)";
     let name = ident(&state_view(source));
     let versions = ident(&versions_view(source));
     let unit_columns: Vec<&str> = source
@@ -60,16 +64,12 @@ pub fn state_view_sql(source: &Source, attribute: bool) -> String {
         .filter(|c| c.references_units)
         .map(|c| c.name.as_str())
         .collect();
-    if !attribute || unit_columns.is_empty() {
-        return format!(
-            "CREATE VIEW {name} AS SELECT {p}, v.* FROM periods p JOIN {versions} v ON {on}"
-        );
-    }
     let mut joins = String::new();
     let mut cols = Vec::new();
+    let attribute = attribute && !unit_columns.is_empty();
     for c in source.columns.iter().map(|c| c.name.as_str()) {
         match unit_columns.iter().position(|u| *u == c) {
-            Some(i) => {
+            Some(i) if attribute => {
                 joins.push_str(&format!(
                     " LEFT JOIN unit_attribution a{i} ON a{i}.period = p.period AND a{i}.unit_code = v.{c}",
                     c = ident(c)
@@ -79,7 +79,7 @@ pub fn state_view_sql(source: &Source, attribute: bool) -> String {
                     c = ident(c)
                 ));
             }
-            None => cols.push(format!("v.{}", ident(c))),
+            _ => cols.push(format!("v.{}", ident(c))),
         }
     }
     for c in crate::config::META_COLUMNS
@@ -89,7 +89,9 @@ pub fn state_view_sql(source: &Source, attribute: bool) -> String {
         cols.push(format!("v.{}", ident(c)));
     }
     format!(
-        "CREATE VIEW {name} AS SELECT {p}, {} FROM periods p JOIN {versions} v ON {on}{joins}",
+        "CREATE VIEW {name} AS SELECT {p}, {} \
+         FROM (SELECT *, 0 AS all_rows FROM periods) p \
+         JOIN (SELECT *, 0 AS all_rows FROM {versions}) v ON {on}{joins}",
         cols.join(", ")
     )
 }
@@ -115,10 +117,23 @@ pub fn versions_view_sql(source: &Source) -> String {
         .join(", ");
     let order = "extract_date, source_file, source_position";
     let body = match source.versioning {
-        Versioning::Latest => format!(
-            "SELECT *, extract_date AS valid_from, \
-             lead(extract_date) OVER (PARTITION BY {key} ORDER BY {order}) AS valid_to FROM {t}"
-        ),
+        // The next version of the same key, in a window partitioned by a bucket of the key
+        // and ordered by key then version: one partition per entity costs several times more
+        // (see `crate::warehouse::engine::BUCKETS`).
+        Versioning::Latest => {
+            let first = ident(&source.key[0]);
+            let same_key = source
+                .key
+                .iter()
+                .map(|k| format!("lead({k}) OVER w = {k}", k = ident(k)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            format!(
+                "SELECT *, extract_date AS valid_from, \
+                 CASE WHEN {same_key} THEN lead(extract_date) OVER w END AS valid_to FROM {t} \
+                 WINDOW w AS (PARTITION BY cchc_bucket({first}) ORDER BY {key}, {order})"
+            )
+        }
         Versioning::FirstSeen => {
             let cols = all_columns(source, "");
             format!(

@@ -129,6 +129,24 @@ fn gen_run_then_sql() {
         "csv",
         "SELECT tier, count(*) AS n FROM units GROUP BY tier ORDER BY tier"
     ]));
+    // Lists in CSV are written as text (the arrow CSV writer has no nested types).
+    let out = cchc(p.path())
+        .args([
+            "sql",
+            "--format",
+            "csv",
+            "SELECT period, sample_keys FROM target_results \
+             WHERE cardinality(sample_keys) > 1 ORDER BY 1 LIMIT 1",
+        ])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{csv}");
+    let row = csv.lines().nth(1).unwrap_or_default();
+    assert!(
+        csv.starts_with("period,sample_keys\n") && row.contains(",\"[") && row.ends_with("]\""),
+        "{csv}"
+    );
     // Quarantine is not exposed.
     let out = cchc(p.path())
         .args(["sql", "SELECT * FROM quarantine"])
