@@ -1,8 +1,8 @@
 //! The engine's memory limit (`memory_limit`, `--memory-limit`, `CCHC_MEMORY_LIMIT`): marts
 //! spill to `temp_dir` and give the same rows; a limit below the smallest accepted is refused.
-//! (Below what a plan needs, a refresh fails naming the model and the limit, exit 3, and the
-//! published version stays: measured on the demo quarter at 16 MiB and on the scale-10 year with
-//! a first-come pool, not in this test, whose data fit in the smallest limit.)
+//! Below what a plan needs (a model that holds every dossier's text in one group, added to a
+//! copy of the shipped pipelines), a refresh fails with exit 3 naming the model and the limit,
+//! and the published version stays.
 
 use crate::common::*;
 
@@ -54,6 +54,51 @@ fn a_small_memory_limit_spills_and_a_too_small_one_fails_clearly() {
     assert!(spills > 0, "nothing spilled at 16 MiB: {stderr}");
     assert!(spill.is_dir(), "temp_dir was not used");
     assert!(dump(&cfg) == expected, "spilling changed the figures");
+
+    // A model no limit of 16 MiB can hold, even spilling: a year's dossier texts in one group.
+    let project = dir.path().join("project");
+    copy_tree(&repo().join("configs"), &project.join("configs"));
+    copy_tree(&repo().join("pipelines"), &project.join("pipelines"));
+    std::fs::write(
+        project.join("pipelines/hungry.yaml"),
+        "description: One group per period holding every dossier's text, for the memory test.\n\
+         models:\n\
+         \x20 - name: mart_hungry\n\
+         \x20   description: Every dossier of the period, its id repeated, in one list.\n\
+         \x20   sql: SELECT period, array_agg(repeat(dossier_id, 400)) AS everything FROM dossiers_state GROUP BY period\n\
+         \x20   columns:\n\
+         \x20     - { name: period, description: Period id. }\n\
+         \x20     - { name: everything, description: The ids. }\n",
+    )
+    .unwrap();
+    let before = dump(&cfg);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cchc"));
+    for v in [
+        "CCHC_CONFIG",
+        "CCHC_LANDING",
+        "CCHC_WAREHOUSE",
+        "CCHC_UNITS",
+    ] {
+        cmd.env_remove(v);
+    }
+    let out = cmd
+        .arg("--config")
+        .arg(project.join("configs/local.yaml"))
+        .args(["--landing", &landing, "--warehouse", &whs])
+        .args(["--memory-limit", "16MiB", "refresh", "--full"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("model `mart_hungry`")
+            && stderr.contains("needs more memory than memory_limit (16 MiB) allows"),
+        "{stderr}"
+    );
+    assert!(
+        dump(&cfg) == before,
+        "a failed refresh changed the published tables"
+    );
 
     // A bad size is a usage error.
     let out = bin(&landing, &whs)
