@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::base::error::{Diagnostic, Error, Result};
-use crate::config::units::{Unit, Units};
+use crate::config::units::Units;
 use crate::config::{self, Config};
 use crate::warehouse::periods::{periods_of, Period};
 use crate::warehouse::{checks, models};
@@ -47,6 +47,9 @@ struct UnitTest {
     /// Units of the test; default: every `unit_code` of the given rows, as departments.
     #[serde(default)]
     units: Option<Vec<Map<String, Value>>>,
+    /// Unit changes of the test (`effective_date`, `old_code`, `new_code`), as unit_changes.csv.
+    #[serde(default)]
+    unit_changes: Vec<Map<String, Value>>,
     /// Rows of staging tables, by table. Missing columns are null; `extract_date` defaults to
     /// the first ingested day, `source_file` to `given`, `source_position` to the row number.
     given: BTreeMap<String, Vec<Map<String, Value>>>,
@@ -119,27 +122,33 @@ fn parse_day(s: &str) -> std::result::Result<NaiveDate, String> {
         .map_err(|_| format!("`{s}` is not a day (YYYY-MM-DD)"))
 }
 
-fn test_units(t: &UnitTest) -> Units {
-    let rows: Vec<Unit> = match &t.units {
+/// The units of a test: its `units` rows (with optional `valid_from`/`valid_to`) and
+/// `unit_changes`, read as units.csv and unit_changes.csv are, so the same checks apply; without
+/// `units`, every `unit_code` of the given rows as a department.
+fn test_units(t: &UnitTest) -> std::result::Result<Units, String> {
+    let csv_of =
+        |header: &[&str], rows: Vec<Vec<String>>| -> std::result::Result<Vec<u8>, String> {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(header).map_err(|e| e.to_string())?;
+            for r in rows {
+                w.write_record(&r).map_err(|e| e.to_string())?;
+            }
+            w.into_inner().map_err(|e| e.to_string())
+        };
+    let rows: Vec<Vec<String>> = match &t.units {
         Some(list) => list
             .iter()
             .map(|m| {
                 let get = |k: &str| m.get(k).map(text_of).unwrap_or_default();
                 let code = get("unit_code");
-                Unit {
-                    unit_name: m
-                        .get("unit_name")
-                        .map(text_of)
-                        .unwrap_or_else(|| code.clone()),
-                    tier: m
-                        .get("tier")
-                        .map(text_of)
-                        .unwrap_or_else(|| "so-ban-nganh".into()),
-                    parent_code: get("parent_code"),
-                    unit_code: code,
-                    valid_from: None,
-                    valid_to: None,
-                }
+                let name = m
+                    .get("unit_name")
+                    .map(text_of)
+                    .unwrap_or_else(|| code.clone());
+                let tier = m.get("tier").map(text_of);
+                let tier = tier.unwrap_or_else(|| "so-ban-nganh".into());
+                let (parent, from, to) = (get("parent_code"), get("valid_from"), get("valid_to"));
+                vec![code, name, tier, parent, from, to]
             })
             .collect(),
         None => {
@@ -151,18 +160,45 @@ fn test_units(t: &UnitTest) -> Units {
                 .collect();
             codes
                 .into_iter()
-                .map(|c| Unit {
-                    unit_name: c.clone(),
-                    tier: "so-ban-nganh".into(),
-                    parent_code: String::new(),
-                    unit_code: c,
-                    valid_from: None,
-                    valid_to: None,
+                .map(|c| {
+                    vec![
+                        c.clone(),
+                        c,
+                        "so-ban-nganh".into(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ]
                 })
                 .collect()
         }
     };
-    Units::from_rows(rows)
+    let header = [
+        "unit_code",
+        "unit_name",
+        "tier",
+        "parent_code",
+        "valid_from",
+        "valid_to",
+    ];
+    let units = Units::parse(&csv_of(&header, rows)?, "units").map_err(|e| e.to_string())?;
+    if t.unit_changes.is_empty() {
+        return Ok(units);
+    }
+    let changes = t
+        .unit_changes
+        .iter()
+        .map(|m| {
+            ["effective_date", "old_code", "new_code"]
+                .iter()
+                .map(|k| m.get(*k).map(text_of).unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    let bytes = csv_of(&["effective_date", "old_code", "new_code"], changes)?;
+    units
+        .with_changes(&bytes, "unit_changes")
+        .map_err(|e| e.to_string())
 }
 
 /// Given rows of a staging table → one batch of its schema (through the JSON reader, which
@@ -216,7 +252,7 @@ async fn run_unit_test(cfg: &Config, t: &UnitTest) -> std::result::Result<(), St
     let first = *days.iter().next().ok_or("`ingested_days` is empty")?;
     let periods = periods_of(&days);
     let refs: Vec<&Period> = periods.iter().collect();
-    let units = test_units(t);
+    let units = test_units(t)?;
     let ctx = models::local_context(&cfg.engine).map_err(|e| e.to_string())?;
     for table in t.given.keys() {
         if cfg.source(table).is_none() {
