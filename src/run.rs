@@ -61,6 +61,7 @@ pub fn open_env(
         pii: Pseudonymiser::new(key),
         run_id: run_id.to_string(),
         rt: rt.handle().clone(),
+        budget: crate::ingest::Budget::new(cfg.engine.memory_limit),
     })
 }
 

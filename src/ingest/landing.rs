@@ -25,6 +25,8 @@ pub struct DayEntry {
     pub name: String,
     pub location: Path,
     pub problem: Option<String>,
+    /// Bytes of the file, as the listing says (0 when unknown or unreadable).
+    pub size: u64,
 }
 
 /// Every entry of the day folder `<system>/<day>/`, in byte-wise name order. On a local landing
@@ -50,6 +52,7 @@ pub async fn day_entries(
                         name: landing.relative(&o.location)[folder.len() + 1..].to_string(),
                         problem: nested.then(|| "in a subfolder of the day folder".to_string()),
                         location: o.location,
+                        size: o.size,
                     }
                 })
                 .collect()
@@ -81,6 +84,7 @@ fn local_entries(
                     name: "(unreadable entry)".into(),
                     location: landing.path(&format!("{folder}/(unreadable entry)")),
                     problem: Some(format!("unreadable entry: {err}")),
+                    size: 0,
                 });
                 continue;
             }
@@ -100,10 +104,15 @@ fn local_entries(
             Ok(m) if m.is_dir() => Some("a folder, not a file".into()),
             Ok(_) => None,
         };
+        let size = match problem {
+            None => std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            Some(_) => 0,
+        };
         out.push(DayEntry {
             location: landing.path(&format!("{folder}/{name}")),
             name,
             problem,
+            size,
         });
     }
     Ok(out)

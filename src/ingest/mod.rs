@@ -43,6 +43,64 @@ pub struct Env {
     pub pii: Pseudonymiser,
     pub run_id: String,
     pub rt: tokio::runtime::Handle,
+    /// The ingest's share of `memory_limit` (see [`Budget`]).
+    pub budget: Budget,
+}
+
+/// What a source-day holds while it is ingested, per byte of its files: the file, the records
+/// parsed from it, the Arrow columns and the Parquet pages being written. An estimate from the
+/// shape of the pipeline (each stage holds about one copy of the day), kept on the safe side.
+pub const HELD_PER_INPUT_BYTE: u64 = 4;
+
+/// The ingest's share of the engine's `memory_limit`: half of it (the marts run after the ingest,
+/// in the other half and then in all of it). Source-days are ingested in parallel only while
+/// their estimated holdings ([`HELD_PER_INPUT_BYTE`] × their files' bytes) fit the share
+/// together; a source-day larger than the share runs alone. So a landing of large days runs them
+/// one at a time instead of outgrowing the limit, and a province-day (a few MB) never waits.
+pub struct Budget {
+    share: u64,
+    used: std::sync::Mutex<(u64, usize)>,
+    freed: std::sync::Condvar,
+}
+
+/// Bytes of a [`Budget`] held by one source-day, given back when dropped.
+pub struct Held<'a> {
+    budget: &'a Budget,
+    bytes: u64,
+}
+
+impl Budget {
+    pub fn new(memory_limit: u64) -> Self {
+        Budget {
+            share: memory_limit / 2,
+            used: std::sync::Mutex::new((0, 0)),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Wait until `bytes` fit in the share beside what the others hold (at once when nobody
+    /// holds anything), then hold them.
+    pub fn take(&self, bytes: u64) -> Held<'_> {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while used.1 > 0 && used.0 + bytes > self.share {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        used.0 += bytes;
+        used.1 += 1;
+        Held {
+            budget: self,
+            bytes,
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut used = self.budget.used.lock().unwrap_or_else(|e| e.into_inner());
+        used.0 -= self.bytes;
+        used.1 -= 1;
+        self.budget.freed.notify_all();
+    }
 }
 
 /// Schema of quarantine partitions.
@@ -77,6 +135,8 @@ fn quarantine_batch(day: i32, rows: &[BadRecord]) -> Result<RecordBatch> {
 pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<SourceDay> {
     let t0 = std::time::Instant::now();
     let files = env.rt.block_on(day_files(&env.landing, source, day))?;
+    let input: u64 = files.iter().map(|f| f.size).sum();
+    let _held = env.budget.take(input.saturating_mul(HELD_PER_INPUT_BYTE));
 
     let index = field_index(source);
     let ctx = Context {
@@ -262,4 +322,32 @@ pub fn ingest_days(
         }
     }
     (days, first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    #[test]
+    fn the_budget_admits_what_fits_and_a_lone_task_always() {
+        let budget = Budget::new(200); // a share of 100
+        let first = budget.take(80);
+        let order = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            // 30 more do not fit beside 80: this waits until the first is given back.
+            s.spawn(|| {
+                let _held = budget.take(30);
+                order.lock().unwrap().push("second");
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            order.lock().unwrap().push("first done");
+            drop(first);
+        });
+        assert_eq!(*order.lock().unwrap(), ["first done", "second"]);
+        // 60 and 40 fit together; more than the whole share runs when it is alone.
+        let (a, b) = (budget.take(60), budget.take(40));
+        drop((a, b));
+        drop(budget.take(1_000));
+        assert_eq!(*budget.used.lock().unwrap(), (0, 0));
+    }
 }
