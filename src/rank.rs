@@ -16,6 +16,8 @@ use crate::store::publish::write_part;
 pub struct RankOutcome {
     pub ranking: Ranking,
     pub results: YearResults,
+    /// The units ranked and named: those valid on the year's as-of day.
+    pub units: Units,
     pub html: String,
     pub xlsx: Vec<u8>,
     /// Warnings for the terminal: absent input files, unknown unit codes in them.
@@ -73,11 +75,11 @@ pub async fn compute_and_publish(
         }
     }
     // The ranking ranks and names the units valid on the year's as-of day (TARGETS.md).
-    let units = &units.on(results.as_of.expect("checked above"));
-    let ranking = score(scheme, year, units, &results, &inputs);
+    let units = units.on(results.as_of.expect("checked above"));
+    let ranking = score(scheme, year, &units, &results, &inputs);
     let (scores_batch, ranking_batch) = tables::batches(&ranking)?;
-    let html = crate::report::html::report_html(scheme, &ranking, &results, units);
-    let xlsx = crate::report::xlsx::report_xlsx(scheme, &ranking, units)?;
+    let html = crate::report::html::report_html(scheme, &ranking, &results, &units);
+    let xlsx = crate::report::xlsx::report_xlsx(scheme, &ranking, &units)?;
     // Write, then publish (see `crate::store::publish`); the writer session removes the
     // superseded version.
     for (table, batch) in [
@@ -107,6 +109,7 @@ pub async fn compute_and_publish(
     Ok(RankOutcome {
         ranking,
         results,
+        units,
         html,
         xlsx,
         warnings,
@@ -143,13 +146,15 @@ pub fn rank(cfg: &Config, year: i32, out: Option<&Path>, quiet: bool) -> Result<
         }
     }
     if !quiet {
-        let units = match outcome.results.as_of {
-            Some(day) => units.on(day),
-            None => units,
-        };
         print!(
             "{}",
-            crate::report::terminal::ranking(cfg, &outcome.ranking, &outcome.results, &units, year)
+            crate::report::terminal::ranking(
+                cfg,
+                &outcome.ranking,
+                &outcome.results,
+                &outcome.units,
+                year
+            )
         );
         let wh_name = cfg.warehouse.trim_end_matches('/');
         println!("report: {wh_name}/reports/par_{year}.html, {wh_name}/reports/par_{year}.xlsx");

@@ -168,7 +168,7 @@ pub struct SynthUnit {
 
 impl SynthUnit {
     fn valid_on(&self, day: NaiveDate) -> bool {
-        self.valid_from.is_none_or(|f| f <= day) && self.valid_to.is_none_or(|t| day < t)
+        crate::config::units::holds_on(self.valid_from, self.valid_to, day)
     }
 }
 
@@ -1328,56 +1328,36 @@ pub fn generate(o: &GenOptions) -> Result<GenSummary> {
     }
     let procs = procedures();
     let mut sum = GenSummary::default();
-    let units = match o.reorganise {
-        None => {
-            let units = units();
-            let mut csv = String::from("unit_code,unit_name,tier,parent_code\n");
-            for u in &units {
-                let _ = writeln!(csv, "{},{},{},{}", u.code, u.name, u.tier, u.parent);
-            }
-            write(
-                &o.out.join("reference").join("units.csv"),
-                csv.as_bytes(),
-                &mut sum,
-            )?;
-            units
-        }
-        Some(day) => {
-            let (units, changes) = reorganise(units(), day);
-            let mut csv =
-                String::from("unit_code,unit_name,tier,parent_code,valid_from,valid_to\n");
-            let show = |d: Option<NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
-            for u in &units {
-                let _ = writeln!(
-                    csv,
-                    "{},{},{},{},{},{}",
-                    u.code,
-                    u.name,
-                    u.tier,
-                    u.parent,
-                    show(u.valid_from),
-                    show(u.valid_to)
-                );
-            }
-            write(
-                &o.out.join("reference").join("units.csv"),
-                csv.as_bytes(),
-                &mut sum,
-            )?;
-            let mut csv = String::from("effective_date,old_code,new_code\n");
-            for (d, old, new) in &changes {
-                let _ = writeln!(csv, "{d},{old},{new}");
-            }
-            write(
-                &o.out
-                    .join("reference")
-                    .join(crate::config::units::CHANGES_FILE),
-                csv.as_bytes(),
-                &mut sum,
-            )?;
-            units
-        }
+    let (units, changes) = match o.reorganise {
+        None => (units(), Vec::new()),
+        Some(day) => reorganise(units(), day),
     };
+    // Validity columns only across a reorganisation: the plain landing keeps the plain seed.
+    let dated = o.reorganise.is_some();
+    let mut csv = String::from("unit_code,unit_name,tier,parent_code");
+    csv.push_str(if dated {
+        ",valid_from,valid_to\n"
+    } else {
+        "\n"
+    });
+    let show = |d: Option<NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+    for u in &units {
+        let _ = write!(csv, "{},{},{},{}", u.code, u.name, u.tier, u.parent);
+        if dated {
+            let _ = write!(csv, ",{},{}", show(u.valid_from), show(u.valid_to));
+        }
+        csv.push('\n');
+    }
+    let reference = o.out.join("reference");
+    write(&reference.join("units.csv"), csv.as_bytes(), &mut sum)?;
+    if dated {
+        let mut csv = String::from("effective_date,old_code,new_code\n");
+        for (d, old, new) in &changes {
+            let _ = writeln!(csv, "{d},{old},{new}");
+        }
+        let path = reference.join(crate::config::units::CHANGES_FILE);
+        write(&path, csv.as_bytes(), &mut sum)?;
+    }
     gen_par_inputs(o, &units, &mut sum)?;
     let ((a, b), c) = rayon::join(
         || {

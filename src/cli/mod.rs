@@ -212,6 +212,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 }
             }
             let rt = runtime()?;
+            let landing = Location::open(&cfg.landing, false);
             // The units and their changes (units.csv, unit_changes.csv beside it): a bad file
             // is a configuration error; an absent one is reported (the landing may not exist
             // where the config is validated).
@@ -227,13 +228,13 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 }
                 Err(e @ Error::Config(_)) => return Err(e),
                 // Without a landing area its note below says enough.
-                Err(e) if Location::open(&cfg.landing, false).is_ok() => {
+                Err(e) if landing.is_ok() => {
                     eprintln!("note: units were not checked: {e}")
                 }
                 Err(_) => {}
             }
             // The manual inputs of each scheme's year: present and well-formed, or reported.
-            if let Ok(landing) = Location::open(&cfg.landing, false) {
+            if let Ok(landing) = landing {
                 for scheme in &cfg.schemes {
                     let inputs =
                         rt.block_on(crate::ranking::read_inputs(scheme, scheme.year, &landing))?;

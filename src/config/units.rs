@@ -39,10 +39,16 @@ impl Unit {
         }
     }
 
-    /// Whether the row holds on `day` (`valid_to` is the first day it no longer holds).
+    /// Whether the row holds on `day`.
     pub fn valid_on(&self, day: NaiveDate) -> bool {
-        self.valid_from.is_none_or(|f| f <= day) && self.valid_to.is_none_or(|t| day < t)
+        holds_on(self.valid_from, self.valid_to, day)
     }
+}
+
+/// Whether a validity `[from, to)` holds on `day` (`to` is the first day it no longer holds;
+/// `None` is open).
+pub fn holds_on(from: Option<NaiveDate>, to: Option<NaiveDate>, day: NaiveDate) -> bool {
+    from.is_none_or(|f| f <= day) && to.is_none_or(|t| day < t)
 }
 
 /// A line of unit_changes.csv: from `effective`, the work of `old_code` continues in `new_code`.

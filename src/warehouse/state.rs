@@ -67,7 +67,9 @@ pub fn state_view_sql(source: &Source, attribute: bool) -> String {
     let mut joins = String::new();
     let mut cols = Vec::new();
     let attribute = attribute && !unit_columns.is_empty();
-    for c in source.columns.iter().map(|c| c.name.as_str()) {
+    let names = source.columns.iter().map(|c| c.name.as_str());
+    let meta = crate::config::META_COLUMNS.into_iter();
+    for c in names.chain(meta).chain(["valid_from", "valid_to"]) {
         match unit_columns.iter().position(|u| *u == c) {
             Some(i) if attribute => {
                 joins.push_str(&format!(
@@ -81,12 +83,6 @@ pub fn state_view_sql(source: &Source, attribute: bool) -> String {
             }
             _ => cols.push(format!("v.{}", ident(c))),
         }
-    }
-    for c in crate::config::META_COLUMNS
-        .iter()
-        .chain(&["valid_from", "valid_to"])
-    {
-        cols.push(format!("v.{}", ident(c)));
     }
     format!(
         "CREATE VIEW {name} AS SELECT {p}, {} \

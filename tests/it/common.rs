@@ -234,6 +234,11 @@ pub const TABLES: &[&str] = &[
 /// The binary on the shipped pipelines with `landing` and `warehouse` (paths or URLs), the test
 /// key, and `info` log lines on stderr.
 pub fn bin(landing: &str, warehouse: &str) -> std::process::Command {
+    bin_with(&repo().join("configs/local.yaml"), landing, warehouse)
+}
+
+/// [`bin`] with another config file.
+pub fn bin_with(config: &Path, landing: &str, warehouse: &str) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cchc"));
     for v in [
         "CCHC_CONFIG",
@@ -245,7 +250,7 @@ pub fn bin(landing: &str, warehouse: &str) -> std::process::Command {
         c.env_remove(v);
     }
     c.arg("--config")
-        .arg(repo().join("configs/local.yaml"))
+        .arg(config)
         .arg("--landing")
         .arg(landing)
         .arg("--warehouse")

@@ -72,19 +72,7 @@ fn a_small_memory_limit_spills_and_a_too_small_one_fails_clearly() {
     )
     .unwrap();
     let before = dump(&cfg);
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cchc"));
-    for v in [
-        "CCHC_CONFIG",
-        "CCHC_LANDING",
-        "CCHC_WAREHOUSE",
-        "CCHC_UNITS",
-    ] {
-        cmd.env_remove(v);
-    }
-    let out = cmd
-        .arg("--config")
-        .arg(project.join("configs/local.yaml"))
-        .args(["--landing", &landing, "--warehouse", &whs])
+    let out = bin_with(&project.join("configs/local.yaml"), &landing, &whs)
         .args(["--memory-limit", "16MiB", "refresh", "--full"])
         .output()
         .unwrap();
