@@ -5,7 +5,8 @@
 //! killing); with `<name>:error:<n>`, from its n-th hit on. Unset, a point costs one environment lookup the first time and nothing after.
 //!
 //! Kill points: `ingest.staged` (a staging file written, its quarantine file and ledger entry
-//! not), `ingest.committed` (a ledger entry written, the next source-day not), `marts.written`
+//! not), `ingest.committed` (a ledger entry written, the next source-day not),
+//! `snapshots.written` (month-end state snapshots written and published, no mart), `marts.written`
 //! (one mart partition written, the rest and `_periods.json` not), `marts.committed`
 //! (`_periods.json` written, superseded files not removed). Error points: `vacuum.closing` (the
 //! removal of superseded files at the end of a writer session), `ingest.write` (the write of a

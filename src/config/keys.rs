@@ -105,6 +105,7 @@ impl FileKind {
                 "engine",
                 "memory_limit",
                 "temp_dir",
+                "state_snapshots",
                 "serve",
             ],
             FileKind::Serve => &[

@@ -186,6 +186,9 @@ pub struct EngineConfig {
     /// `--explain-analyze`: print each mart's executed plan with its operators' rows, times,
     /// memory and spills (to stderr), so a slow model is found without a profiler.
     pub explain_analyze: bool,
+    /// `state_snapshots` (default true): refreshes keep and read month-end state snapshots
+    /// (`crate::warehouse::snapshots`); false: every refresh reads all of staging.
+    pub state_snapshots: bool,
 }
 
 /// The scheduler address of an `engine` value: `local` → `None`, `ballista://HOST:PORT` →
@@ -643,6 +646,7 @@ fn load_collecting(
         cluster,
         memory_limit,
         explain_analyze: overrides.explain_analyze,
+        state_snapshots: env.state_snapshots.unwrap_or(true),
         temp_dir: overrides
             .temp_dir
             .clone()

@@ -1,6 +1,7 @@
 //! The commit records of the marts and the ranking (see [`crate::store::publish`]):
 //! `marts/_periods.json` (which run computed each period, as of which day) and
-//! `marts/_ranking.json` (which run ranked each year). Each is one object written with one put,
+//! `marts/_ranking.json` (which run ranked each year), `state/_snapshots.json` (which run wrote
+//! each month-end state snapshot). Each is one object written with one put,
 //! after every file it publishes is complete.
 
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,17 @@ pub struct RankingCommit {
     pub run_id: String,
 }
 
+/// Which run's file is the snapshot of a source's state at a month's end (an entry of
+/// `state/_snapshots.json`, see `crate::warehouse::snapshots`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SnapshotCommit {
+    pub source: String,
+    pub month: String,
+    pub run_id: String,
+}
+
 pub const PERIODS: &str = "marts/_periods.json";
+pub const SNAPSHOTS: &str = "state/_snapshots.json";
 pub const RANKINGS: &str = "marts/_ranking.json";
 
 async fn read<T: serde::de::DeserializeOwned>(wh: &Location, name: &str) -> Result<Vec<T>> {
@@ -64,6 +75,17 @@ pub async fn commit_periods(
     }));
     state.sort_by(|a, b| a.period.cmp(&b.period));
     write(wh, PERIODS, &state).await
+}
+
+/// What `state/_snapshots.json` says was written.
+pub async fn read_snapshots(wh: &Location) -> Result<Vec<SnapshotCommit>> {
+    read(wh, SNAPSHOTS).await
+}
+
+/// Publish the snapshots of `commits` (all of them: the record is replaced).
+pub async fn write_snapshots(wh: &Location, mut commits: Vec<SnapshotCommit>) -> Result<()> {
+    commits.sort_by(|a, b| (&a.source, &a.month).cmp(&(&b.source, &b.month)));
+    write(wh, SNAPSHOTS, &commits).await
 }
 
 /// What `marts/_ranking.json` says was ranked.

@@ -8,6 +8,8 @@
 //!   (`ledger/<source>/<day>.json`, one put, written after both partitions are complete);
 //! - a mart or result partition of period P: P's entry in `marts/_periods.json` (one put, written
 //!   after every mart and result of the refreshed periods is complete);
+//! - a month-end state snapshot (`state/<source>/period=<YYYY-MM>/`): its entry in
+//!   `state/_snapshots.json` (one put, after the snapshot is complete);
 //! - `plan_targets`: the newest run in `marts/_periods.json`;
 //! - a ranking partition of year Y (`marts/par_scores|par_ranking/year=<Y>/`): Y's entry in
 //!   `marts/_ranking.json`.
@@ -39,7 +41,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use super::commits::{PeriodCommit, RankingCommit};
+use super::commits::{PeriodCommit, RankingCommit, SnapshotCommit};
 use super::ledger::LedgerEntry;
 use super::location::{file_name, Location};
 use crate::base::error::Result;
@@ -91,6 +93,8 @@ pub struct Published {
     periods: HashMap<String, String>,
     newest_refresh: Option<String>,
     years: HashMap<String, String>,
+    /// (source, month) → run: the month-end state snapshots.
+    snapshots: HashMap<(String, String), String>,
     /// Every file [`Self::current`] handed out: what a session reads (see [`Self::intact`]).
     handed_out: std::sync::Mutex<Vec<object_store::path::Path>>,
     /// A folder's named file was missing while another file was there.
@@ -115,6 +119,7 @@ impl Published {
                 .collect(),
             newest_refresh: computed.iter().map(|c| c.run_id.clone()).max(),
             years: HashMap::new(),
+            snapshots: HashMap::new(),
             handed_out: Default::default(),
             torn: Default::default(),
         }
@@ -129,6 +134,15 @@ impl Published {
         self
     }
 
+    /// With the snapshot commits of `state/_snapshots.json`.
+    pub fn with_snapshots(mut self, commits: &[SnapshotCommit]) -> Self {
+        self.snapshots = commits
+            .iter()
+            .map(|c| ((c.source.clone(), c.month.clone()), c.run_id.clone()))
+            .collect();
+        self
+    }
+
     /// Read the commit records of a warehouse.
     pub async fn load(wh: &Location) -> Result<Self> {
         let ledger = super::ledger::read_all(wh).await?;
@@ -139,7 +153,10 @@ impl Published {
     pub async fn with_ledger(wh: &Location, ledger: &[LedgerEntry]) -> Result<Self> {
         let computed = super::commits::read_periods(wh).await?;
         let rankings = super::commits::read_rankings(wh).await?;
-        Ok(Self::new(ledger, &computed).with_rankings(&rankings))
+        let snapshots = super::commits::read_snapshots(wh).await?;
+        Ok(Self::new(ledger, &computed)
+            .with_rankings(&rankings)
+            .with_snapshots(&snapshots))
     }
 
     /// The run whose file is published in `folder` (relative to the warehouse root).
@@ -156,6 +173,13 @@ impl Published {
             ["marts", "par_scores" | "par_ranking", part] => self
                 .years
                 .get(part.strip_prefix("year=")?)
+                .map(String::as_str),
+            ["state", source, part] => self
+                .snapshots
+                .get(&(
+                    source.to_string(),
+                    part.strip_prefix("period=")?.to_string(),
+                ))
                 .map(String::as_str),
             ["marts", _, part] => self
                 .periods
@@ -263,7 +287,7 @@ fn is_part(o: &ObjectMeta) -> bool {
 pub async fn vacuum(wh: &Location) -> Result<usize> {
     let published = Published::load(wh).await?;
     let mut removed = 0;
-    for area in ["staging", "quarantine", "marts"] {
+    for area in ["staging", "quarantine", "marts", "state"] {
         for o in wh.list(area).await? {
             if is_part(&o) && !published.is_published(wh, &o) {
                 wh.delete(&o.location).await?;
@@ -276,6 +300,7 @@ pub async fn vacuum(wh: &Location) -> Result<usize> {
             "staging",
             "quarantine",
             "marts",
+            "state",
             "ledger",
             "reports",
             "runs",

@@ -9,5 +9,6 @@ pub mod engine;
 pub mod models;
 pub mod periods;
 pub mod refresh;
+pub mod snapshots;
 pub mod state;
 pub mod validate;

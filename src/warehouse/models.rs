@@ -27,6 +27,7 @@ use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use object_store::ObjectMeta;
 
 use super::periods::Period;
 use super::state;
@@ -304,19 +305,37 @@ pub async fn register_files(
         }
         return Ok(false);
     }
-    let urls = files
-        .iter()
-        .map(|f| ListingTableUrl::parse(format!("{}{}", wh.url, f.location)))
-        .collect::<datafusion::error::Result<Vec<_>>>()?;
-    let opts =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let mut table_cfg = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(opts);
+    let mut table_cfg = listing_config(wh, &files)?;
     table_cfg = match schema {
         Some(s) => table_cfg.with_schema(s),
         None => table_cfg.infer_schema(&ctx.state()).await?,
     };
     ctx.register_table(name, Arc::new(ListingTable::try_new(table_cfg)?))?;
     Ok(true)
+}
+
+fn listing_config(wh: &Location, files: &[ObjectMeta]) -> Result<ListingTableConfig> {
+    let urls = files
+        .iter()
+        .map(|f| ListingTableUrl::parse(format!("{}{}", wh.url, f.location)))
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    let opts =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    Ok(ListingTableConfig::new_with_multi_paths(urls).with_listing_options(opts))
+}
+
+/// Register a table of the given Parquet files of a warehouse (not empty), with `schema`.
+pub fn register_listing(
+    ctx: &SessionContext,
+    wh: &Location,
+    name: &str,
+    files: Vec<ObjectMeta>,
+    schema: SchemaRef,
+) -> Result<()> {
+    register_store(ctx, wh);
+    let table_cfg = listing_config(wh, &files)?.with_schema(schema);
+    ctx.register_table(name, Arc::new(ListingTable::try_new(table_cfg)?))?;
+    Ok(())
 }
 
 fn files_schema() -> SchemaRef {
@@ -417,8 +436,30 @@ pub async fn register_views(
     )?;
     ctx.sql(UNIT_GROUPS_SQL).await?;
     for source in &cfg.sources {
-        ctx.sql(&state::state_view_sql(source, !units.changes.is_empty()))
-            .await?;
+        ctx.sql(&state::state_view_sql(
+            source,
+            !units.changes.is_empty(),
+            &state::Branch::all(),
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Replace the state views of the sources in `branches` by views over those branches (see
+/// [`super::snapshots`]); `attribute` as for [`state::state_view_sql`].
+pub async fn replace_state_views(
+    ctx: &SessionContext,
+    cfg: &Config,
+    attribute: bool,
+    branches: &std::collections::BTreeMap<String, Vec<state::Branch>>,
+) -> Result<()> {
+    for source in &cfg.sources {
+        if let Some(b) = branches.get(&source.name) {
+            ctx.deregister_table(crate::config::sources::state_view(source).as_str())?;
+            ctx.sql(&state::state_view_sql(source, attribute, b))
+                .await?;
+        }
     }
     Ok(())
 }

@@ -104,14 +104,17 @@ pub fn stale<'a>(
     all.iter()
         .filter(|p| match by_id.get(p.id.as_str()) {
             None => true,
-            Some(c) => {
-                c.as_of != p.as_of.to_string()
-                    || ledger
-                        .iter()
-                        .any(|e| e.day.extract_date <= p.as_of && e.run_id > c.run_id)
-            }
+            Some(c) => c.as_of != p.as_of.to_string() || changed_since(ledger, p.as_of, &c.run_id),
         })
         .collect()
+}
+
+/// Whether a day on or before `day` was ingested by a run after `run_id`: what was computed
+/// from staging up to `day` by `run_id` is out of date.
+pub fn changed_since(ledger: &[LedgerEntry], day: NaiveDate, run_id: &str) -> bool {
+    ledger
+        .iter()
+        .any(|e| e.day.extract_date <= day && e.run_id.as_str() > run_id)
 }
 
 /// The ledger of a warehouse and every period of its ingested days.

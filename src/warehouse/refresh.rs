@@ -1,5 +1,6 @@
 //! A refresh: recompute the marts and target results of every stale period (see
-//! [`super::periods`]), write them, then publish them with one record (`marts/_periods.json`).
+//! [`super::periods`]), write them with the state snapshots of the months that ended (see
+//! [`super::snapshots`]), then publish them with one record (`marts/_periods.json`).
 
 use super::periods::{periods_of, stale, Period};
 use crate::base::error::Result;
@@ -40,7 +41,8 @@ pub async fn refresh_marts(
         });
     }
     let ctx = super::models::new_context(&cfg.engine)?;
-    let published = Published::new(&entries, &computed);
+    let snapshot_commits = commits::read_snapshots(wh).await?;
+    let published = Published::new(&entries, &computed).with_snapshots(&snapshot_commits);
     super::models::register_state(
         &ctx,
         cfg,
@@ -50,6 +52,20 @@ pub async fn refresh_marts(
         Some(units),
     )
     .await?;
+    let mut snapshots = super::snapshots::Plan::new(
+        cfg,
+        wh,
+        (&published, snapshot_commits),
+        &entries,
+        &all,
+        &stale,
+    )
+    .await?;
+    snapshots.write(&ctx, cfg, wh, &published, run_id).await?;
+    let branches = snapshots
+        .branches(&ctx, cfg, wh, &published, &stale)
+        .await?;
+    super::models::replace_state_views(&ctx, cfg, !units.changes.is_empty(), &branches).await?;
     let marts = super::models::compute(&ctx, cfg).await?;
     for m in &marts {
         super::models::write_periods(wh, run_id, &m.model.name, &m.schema, &m.batches, &stale)

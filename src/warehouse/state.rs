@@ -39,25 +39,78 @@ pub const PERIOD_COLUMNS: [&str; 6] = [
     "final",
 ];
 
-/// `CREATE VIEW <source>_state AS …`: the state as of each period's as-of day.
+/// Where a state view reads the versions of some of its periods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Branch {
+    /// The periods it serves; `None`: every period of the `periods` table.
+    pub periods: Option<Vec<String>>,
+    /// The versions it reads: `None`, the source's `<source>_versions` view (all of staging);
+    /// `Some(table)`, the versions computed by the same rule over `table`, which holds a month-end
+    /// snapshot and every staged version after it (see [`super::snapshots`]).
+    pub input: Option<String>,
+}
+
+impl Branch {
+    /// Every period over all of staging: the state view of a session without snapshots.
+    pub fn all() -> Vec<Branch> {
+        vec![Branch {
+            periods: None,
+            input: None,
+        }]
+    }
+}
+
+/// The state-as-of rule on an interval: version `v` is the state of its entity on day `day`.
+pub fn holds_on(v: &str, day: &str) -> String {
+    format!("{v}.valid_from <= {day} AND ({v}.valid_to IS NULL OR {v}.valid_to > {day})")
+}
+
+/// `FROM … JOIN …` of a branch: periods `p` × versions `v` in the state as of `p.as_of`.
+pub fn branch_from(source: &Source, b: &Branch) -> String {
+    let versions = match &b.input {
+        None => ident(&versions_view(source)),
+        Some(input) => format!("({})", versions_sql(source, &ident(input))),
+    };
+    state_from(b.periods.as_deref(), &versions)
+}
+
+/// `FROM … JOIN …`: the periods `ids` (`None`: all) `p` × the relation `versions` `v` (with
+/// `valid_from` and `valid_to`), the versions in the state as of each `p.as_of`.
+pub fn state_from(ids: Option<&[String]>, versions: &str) -> String {
+    let periods = match ids {
+        None => String::new(),
+        Some(ids) => format!(
+            " WHERE period IN ({})",
+            ids.iter()
+                .map(|id| format!("'{}'", id.replace('\'', "''")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    // A hash join on a constant key, the range as its filter: with the few periods as the
+    // build side this is a vectorised filter over each batch of versions, several times cheaper
+    // than the nested-loop join DataFusion plans for a join on a range alone.
+    format!(
+        "FROM (SELECT *, 0 AS all_rows FROM periods{periods}) p \
+         JOIN (SELECT *, 0 AS all_rows FROM {versions}) v ON p.all_rows = v.all_rows AND {}",
+        holds_on("v", "p.as_of")
+    )
+}
+
+/// `CREATE VIEW <source>_state AS …`: the state as of each period's as-of day, one `UNION ALL`
+/// branch per group of periods that read the same versions.
 ///
 /// With `attribute` (the units changed: `unit_changes.csv` has lines), every column that
 /// references units holds the unit the record counts for as of the period's as-of day, from
 /// `unit_attribution` (TARGETS.md "Units that change"): so every model, ours or an analyst's,
 /// follows the one rule. Without it the join would map every code to itself, and is left out.
-pub fn state_view_sql(source: &Source, attribute: bool) -> String {
+pub fn state_view_sql(source: &Source, attribute: bool, branches: &[Branch]) -> String {
     let p = PERIOD_COLUMNS
         .iter()
         .map(|c| format!("p.{}", ident(c)))
         .collect::<Vec<_>>()
         .join(", ");
-    // A hash join on a constant key, the range as its filter: with the few periods as the
-    // build side this is a vectorised filter over each batch of versions, several times cheaper
-    // than the nested-loop join DataFusion plans for a join on a range alone.
-    let on = "p.all_rows = v.all_rows AND v.valid_from <= p.as_of \
-              AND (v.valid_to IS NULL OR v.valid_to > p.as_of)";
     let name = ident(&state_view(source));
-    let versions = ident(&versions_view(source));
     let unit_columns: Vec<&str> = source
         .columns
         .iter()
@@ -84,12 +137,13 @@ pub fn state_view_sql(source: &Source, attribute: bool) -> String {
             _ => cols.push(format!("v.{}", ident(c))),
         }
     }
-    format!(
-        "CREATE VIEW {name} AS SELECT {p}, {} \
-         FROM (SELECT *, 0 AS all_rows FROM periods) p \
-         JOIN (SELECT *, 0 AS all_rows FROM {versions}) v ON {on}{joins}",
-        cols.join(", ")
-    )
+    let cols = cols.join(", ");
+    let body = branches
+        .iter()
+        .map(|b| format!("SELECT {p}, {cols} {}{joins}", branch_from(source, b)))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    format!("CREATE VIEW {name} AS {body}")
 }
 
 /// `CREATE VIEW <source>_files AS …` from staging itself, for sessions without a ledger (unit
@@ -102,9 +156,18 @@ pub fn files_view_sql(source: &Source) -> String {
     )
 }
 
-/// `CREATE VIEW <source>_versions AS …` for a source.
+/// `CREATE VIEW <source>_versions AS …` for a source: its versions over all of staging.
 pub fn versions_view_sql(source: &Source) -> String {
-    let t = ident(&source.name);
+    format!(
+        "CREATE VIEW {} AS {}",
+        ident(&versions_view(source)),
+        versions_sql(source, &ident(&source.name))
+    )
+}
+
+/// The versions of a source over `t` (a table with the staging columns), by its `versioning`:
+/// the rule written once, for all of staging and for a snapshot with the versions after it.
+pub fn versions_sql(source: &Source, t: &str) -> String {
     let key = source
         .key
         .iter()
@@ -112,7 +175,7 @@ pub fn versions_view_sql(source: &Source) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let order = "extract_date, source_file, source_position";
-    let body = match source.versioning {
+    match source.versioning {
         // The next version of the same key, in a window partitioned by a bucket of the key
         // and ordered by key then version: one partition per entity costs several times more
         // (see `crate::warehouse::engine::BUCKETS`).
@@ -130,14 +193,11 @@ pub fn versions_view_sql(source: &Source) -> String {
                  WINDOW w AS (PARTITION BY cchc_bucket({first}) ORDER BY {key}, {order})"
             )
         }
-        Versioning::FirstSeen => {
-            let cols = all_columns(source, "");
-            format!(
-                "SELECT {cols}, extract_date AS valid_from, CAST(NULL AS DATE) AS valid_to FROM (\
-                 SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {order}) AS version_rank FROM {t}) \
-                 WHERE version_rank = 1"
-            )
-        }
+        Versioning::FirstSeen => format!(
+            "SELECT * EXCLUDE (version_rank), extract_date AS valid_from, CAST(NULL AS DATE) AS valid_to FROM (\
+             SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {order}) AS version_rank FROM {t}) \
+             WHERE version_rank = 1"
+        ),
         Versioning::Snapshot => {
             let cols = all_columns(source, "v.");
             let files = ident(&files_table(source));
@@ -149,8 +209,7 @@ pub fn versions_view_sql(source: &Source) -> String {
                  ON v.extract_date = s.extract_date AND v.source_file = s.source_file"
             )
         }
-    };
-    format!("CREATE VIEW {} AS {body}", ident(&versions_view(source)))
+    }
 }
 
 fn all_columns(source: &Source, prefix: &str) -> String {

@@ -146,6 +146,7 @@ fn a_run_killed_at_any_point_leaves_the_previous_version_and_the_next_run_repair
     for (point, published) in [
         ("ingest.staged:7", false),
         ("ingest.committed:30", false),
+        ("snapshots.written", false),
         ("marts.written:5", false),
         ("marts.committed", true),
     ] {

@@ -11,6 +11,7 @@ mod crash;
 mod e2e;
 mod layers;
 mod memory;
+mod month_ends;
 mod ranking;
 mod readers;
 mod regression;

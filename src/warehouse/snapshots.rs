@@ -1,0 +1,424 @@
+//! Month-end state snapshots: so that a daily run does not recompute every entity's state from
+//! all of its history.
+//!
+//! The snapshot of a source at the end of month M holds, with the staging columns, the versions
+//! in the state as of M's last day (what `<source>_state` holds for M once M is over): one row per
+//! entity. For any day E ≥ M's last day, the versions computed by the source's one rule
+//! ([`super::state::versions_sql`]) over *the snapshot plus every staged version after M* give the
+//! same state as of E as over all of staging: for `latest`, an entity's newest version on or
+//! before E is either after M or its newest on or before M's end (the snapshot's row), and the
+//! version after it (its `valid_to`) is the first after M; for `first_seen`, the first version of
+//! an entity is the snapshot's row when it was seen by M's end. `snapshot`-versioned sources (a
+//! catalog replaced whole by each file) are small and keep reading all of staging.
+//!
+//! Storage: `state/<source>/period=<YYYY-MM>/part-<run_id>.parquet`, published by its entry in
+//! `state/_snapshots.json` (see `crate::store::publish`). A snapshot is usable while no day on or
+//! before its month's end has been ingested since it was written (the rule that makes a period
+//! stale). A refresh writes at most one month's snapshots (see [`Plan::new`]), from the newest
+//! usable snapshot before it, streamed to the store; the records keep the newest two per source.
+//!
+//! Which versions each period reads: the newest usable snapshot that ends on or before its
+//! as-of day, plus the versions after it; periods that share it form one branch of the state
+//! view ([`super::state::Branch`]); periods without one read all of staging, as before.
+
+use std::collections::BTreeMap;
+
+use arrow::array::RecordBatch;
+use chrono::NaiveDate;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use object_store::buffered::BufWriter;
+use object_store::ObjectStoreExt;
+use parquet::arrow::async_writer::AsyncArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use super::models::{mem_table, register_listing};
+use super::periods::{changed_since, Period};
+use super::state::{holds_on, versions_sql, Branch};
+use crate::base::error::{Error, Result};
+use crate::base::text::ident;
+use crate::config::{Config, PeriodKind, Source, Versioning, META_COLUMNS};
+use crate::ingest::typing::staging_schema;
+use crate::store::commits::{self, SnapshotCommit};
+use crate::store::ledger::LedgerEntry;
+use crate::store::location::Location;
+use crate::store::publish::{part_name, Published};
+
+/// Rows per row group of a snapshot file: the writer holds one row group at a time.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Whether a source keeps month-end snapshots.
+pub fn kept(source: &Source) -> bool {
+    matches!(
+        source.versioning,
+        Versioning::Latest | Versioning::FirstSeen
+    )
+}
+
+/// The folder of a source's snapshot at the end of `month` (a period id `YYYY-MM`).
+pub fn folder(source: &str, month: &str) -> String {
+    format!("state/{source}/period={month}")
+}
+
+/// A usable snapshot: its month and the file that holds it (relative to the warehouse root).
+#[derive(Debug, Clone)]
+struct Snapshot {
+    month: String,
+    file: String,
+}
+
+/// The snapshots a refresh can use, per source by the last day of their month, and the month
+/// whose snapshots it writes.
+pub struct Plan {
+    usable: BTreeMap<String, BTreeMap<NaiveDate, Snapshot>>,
+    commits: Vec<SnapshotCommit>,
+    /// The month whose snapshots this refresh writes (see [`Self::new`]).
+    pub write: Option<Period>,
+}
+
+impl Plan {
+    /// The usable snapshots: published (`state/_snapshots.json`), and no day on or before their
+    /// month's end ingested since (the rule that makes a period stale). And the month to write,
+    /// so that the next runs find a snapshot at most a month before the newest month that is
+    /// over (F): none when F or the month before it has a usable snapshot (a daily run within a
+    /// month, or a month's last day run again); else the month before F (else F). Not when that
+    /// would read all of staging in a refresh of more than two months (a backfill, a repair):
+    /// there it would cost as much as the marts; the next daily run writes it.
+    /// Without `state_snapshots`, nothing is usable and nothing is written.
+    pub async fn new(
+        cfg: &Config,
+        wh: &Location,
+        (published, commits): (&Published, Vec<SnapshotCommit>),
+        ledger: &[LedgerEntry],
+        all: &[Period],
+        stale: &[&Period],
+    ) -> Result<Self> {
+        if !cfg.engine.state_snapshots {
+            return Ok(Self {
+                usable: BTreeMap::new(),
+                commits,
+                write: None,
+            });
+        }
+        let mut usable: BTreeMap<String, BTreeMap<NaiveDate, Snapshot>> = BTreeMap::new();
+        for o in published.current(wh, wh.list("state").await?) {
+            let rel = wh.relative(&o.location).to_string();
+            let parts: Vec<&str> = rel.split('/').collect();
+            let ["state", source, part, _] = parts.as_slice() else {
+                continue;
+            };
+            let Some(month) = part.strip_prefix("period=") else {
+                continue;
+            };
+            let Some(end) = month_end(month) else {
+                continue;
+            };
+            let Some(c) = commits
+                .iter()
+                .find(|c| c.source == *source && c.month == month)
+            else {
+                continue;
+            };
+            if changed_since(ledger, end, &c.run_id) {
+                continue;
+            }
+            usable.entry(source.to_string()).or_default().insert(
+                end,
+                Snapshot {
+                    month: month.to_string(),
+                    file: rel.clone(),
+                },
+            );
+        }
+        let mut plan = Self {
+            usable,
+            commits,
+            write: None,
+        };
+        let months: Vec<&Period> = all
+            .iter()
+            .filter(|p| p.kind == PeriodKind::Month && p.is_final)
+            .collect();
+        let has = |end: NaiveDate| plan.usable.values().any(|m| m.contains_key(&end));
+        let recent = &months[months.len().saturating_sub(2)..];
+        if let Some(m) = recent.first() {
+            let from_all = plan
+                .usable
+                .values()
+                .all(|u| u.range(..=m.end).next().is_none());
+            let recomputed = stale
+                .iter()
+                .filter(|p| p.kind == PeriodKind::Month && p.is_final)
+                .count();
+            let covered = recent.iter().any(|p| has(p.end));
+            if !(covered || from_all && recomputed > 2) {
+                plan.write = Some((*m).clone());
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The newest usable snapshot of `source` that ends on or before `day`.
+    fn base(&self, source: &str, day: NaiveDate) -> Option<&Snapshot> {
+        self.usable
+            .get(source)?
+            .range(..=day)
+            .next_back()
+            .map(|(_, s)| s)
+    }
+
+    /// Write the snapshots of [`Self::write`] for every source that keeps them, publish them
+    /// (their content depends only on staging, which is published already), and make them
+    /// usable for the rest of the refresh.
+    pub async fn write(
+        &mut self,
+        ctx: &SessionContext,
+        cfg: &Config,
+        wh: &Location,
+        published: &Published,
+        run_id: &str,
+    ) -> Result<()> {
+        let Some(month) = self.write.clone() else {
+            return Ok(());
+        };
+        let mut written = Vec::new();
+        for source in cfg.sources.iter().filter(|s| kept(s)) {
+            let t0 = std::time::Instant::now();
+            let base = self.base(&source.name, month.end).cloned();
+            let input = register_input(ctx, wh, published, source, base.as_ref()).await?;
+            let sql = write_sql(source, month.end, input.as_deref());
+            let schema = staging_schema(source);
+            let props = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                .set_dictionary_enabled(false)
+                .set_statistics_enabled(EnabledStatistics::None)
+                .build();
+            let file = format!("{}/{}", folder(&source.name, &month.id), part_name(run_id));
+            let out = BufWriter::new(wh.store.clone(), wh.path(&file));
+            let mut writer = AsyncArrowWriter::try_new(out, schema.clone(), Some(props))?;
+            // The identities are the hash join's build side, the whole rows stream past them.
+            ctx.sql("SET datafusion.optimizer.join_reordering = false")
+                .await?;
+            let plan = ctx.sql(&sql).await?.create_physical_plan().await;
+            ctx.sql("SET datafusion.optimizer.join_reordering = true")
+                .await?;
+            let plan = plan?;
+            let mut stream =
+                datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx())?;
+            let mut rows = 0;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows();
+                writer
+                    .write(&RecordBatch::try_new(
+                        schema.clone(),
+                        batch.columns().to_vec(),
+                    )?)
+                    .await?;
+            }
+            writer.close().await?;
+            if cfg.engine.explain_analyze {
+                eprintln!(
+                    "-- state snapshot of `{}` ({}): {rows} rows in {} ms\n{}",
+                    source.name,
+                    month.id,
+                    t0.elapsed().as_millis(),
+                    datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                        plan.as_ref()
+                    )
+                    .set_show_statistics(false)
+                    .indent(true)
+                );
+            }
+            tracing::info!(
+                source = %source.name,
+                month = %month.id,
+                base = base.as_ref().map_or("-", |b| b.month.as_str()),
+                rows,
+                ms = t0.elapsed().as_millis() as u64,
+                "state snapshot written"
+            );
+            self.usable.entry(source.name.clone()).or_default().insert(
+                month.end,
+                Snapshot {
+                    month: month.id.clone(),
+                    file,
+                },
+            );
+            written.push(SnapshotCommit {
+                source: source.name.clone(),
+                month: month.id.clone(),
+                run_id: run_id.to_string(),
+            });
+        }
+        // Keep the records of the usable snapshots of each source: the new one and the one
+        // before it (the others' files go at the next vacuum).
+        let mut keep = written;
+        for (source, m) in &self.usable {
+            for s in m.values().rev().filter(|s| s.month != month.id).take(1) {
+                keep.extend(
+                    self.commits
+                        .iter()
+                        .filter(|c| c.source == *source && c.month == s.month)
+                        .cloned(),
+                );
+            }
+        }
+        commits::write_snapshots(wh, keep).await?;
+        crate::base::failpoint::hit("snapshots.written");
+        Ok(())
+    }
+
+    /// The branches of each source's state view for `periods`: the periods that share the
+    /// newest usable snapshot on or before their as-of day read it and the versions after it;
+    /// the others read all of staging. Registers the inputs the branches name.
+    pub async fn branches(
+        &self,
+        ctx: &SessionContext,
+        cfg: &Config,
+        wh: &Location,
+        published: &Published,
+        periods: &[&Period],
+    ) -> Result<BTreeMap<String, Vec<Branch>>> {
+        let mut out = BTreeMap::new();
+        for source in cfg.sources.iter().filter(|s| kept(s)) {
+            let mut groups: BTreeMap<Option<NaiveDate>, Vec<String>> = BTreeMap::new();
+            for p in periods {
+                let base = self
+                    .usable
+                    .get(&source.name)
+                    .and_then(|m| m.range(..=p.as_of).next_back())
+                    .map(|(end, _)| *end);
+                groups.entry(base).or_default().push(p.id.clone());
+            }
+            if groups.keys().all(Option::is_none) {
+                continue;
+            }
+            let mut branches = Vec::new();
+            for (end, ids) in groups {
+                let base = end.and_then(|e| self.base(&source.name, e)).cloned();
+                let input = register_input(ctx, wh, published, source, base.as_ref()).await?;
+                branches.push(Branch {
+                    periods: Some(ids),
+                    input,
+                });
+            }
+            out.insert(source.name.clone(), branches);
+        }
+        Ok(out)
+    }
+}
+
+/// The query of a snapshot at `end` over `input` (`None`: all of staging): the source's rule
+/// over the versions' identities alone (key and version order), whose state as of `end` picks
+/// the whole rows of `input`. Sorting only the identities costs a fraction of sorting whole rows.
+/// Versions after `end` cannot change the state as of `end` (they only give the newest version
+/// a `valid_to` after it), so they are not read.
+fn write_sql(source: &Source, end: NaiveDate, input: Option<&str>) -> String {
+    let identity: Vec<String> = source
+        .key
+        .iter()
+        .map(String::as_str)
+        .chain(META_COLUMNS)
+        .map(ident)
+        .collect();
+    let t = format!(
+        "(SELECT * FROM {} WHERE extract_date <= DATE '{end}')",
+        ident(input.unwrap_or(&source.name))
+    );
+    let narrow = format!("(SELECT {} FROM {t})", identity.join(", "));
+    let on = identity
+        .iter()
+        .map(|c| format!("i.{c} = s.{c}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let cols = source
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain(META_COLUMNS)
+        .map(|c| format!("i.{}", ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {cols} FROM (SELECT {} FROM ({}) v WHERE {}) s JOIN {t} i ON {on}",
+        identity.join(", "),
+        versions_sql(source, &narrow),
+        holds_on("v", &format!("DATE '{end}'"))
+    )
+}
+
+/// The last day of month `YYYY-MM`.
+fn month_end(month: &str) -> Option<NaiveDate> {
+    let first = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok()?;
+    first.checked_add_months(chrono::Months::new(1))?.pred_opt()
+}
+
+/// Register the input of a branch from `base`: a view of the snapshot's rows and the source's
+/// staged versions after its month. `None` (no snapshot): all of staging, the versions view.
+async fn register_input(
+    ctx: &SessionContext,
+    wh: &Location,
+    published: &Published,
+    source: &Source,
+    base: Option<&Snapshot>,
+) -> Result<Option<String>> {
+    let Some(base) = base else {
+        return Ok(None);
+    };
+    let end = month_end(&base.month)
+        .ok_or_else(|| Error::Internal(format!("bad snapshot month {}", base.month)))?;
+    let name = format!("_state_{}_{}", source.name, base.month);
+    if ctx.table_exist(name.as_str())? {
+        return Ok(Some(name));
+    }
+    let schema = staging_schema(source);
+    let snap = format!("_snapshot_{}_{}", source.name, base.month);
+    let file = wh.path(&base.file);
+    let meta = wh
+        .store
+        .head(&file)
+        .await
+        .map_err(|e| Error::io(format!("cannot read {}/{}", wh.display, base.file), e))?;
+    register_listing(ctx, wh, &snap, vec![meta], schema.clone())?;
+    let after = format!("_after_{}_{}", source.name, base.month);
+    let staged: Vec<_> = published
+        .current(wh, wh.list(&format!("staging/{}", source.name)).await?)
+        .into_iter()
+        .filter(|o| {
+            wh.relative(&o.location)
+                .split('/')
+                .find_map(|p| p.strip_prefix("extract_date="))
+                .and_then(|d| d.parse::<NaiveDate>().ok())
+                .is_some_and(|d| d > end)
+        })
+        .collect();
+    if staged.is_empty() {
+        ctx.register_table(after.as_str(), mem_table(schema, vec![])?)?;
+    } else {
+        register_listing(ctx, wh, &after, staged, schema)?;
+    }
+    ctx.sql(&format!(
+        "CREATE VIEW {} AS SELECT * FROM {} UNION ALL SELECT * FROM {}",
+        ident(&name),
+        ident(&snap),
+        ident(&after)
+    ))
+    .await?;
+    Ok(Some(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_ends() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(month_end("2024-02"), Some(d("2024-02-29")));
+        assert_eq!(month_end("2022-12"), Some(d("2022-12-31")));
+        assert_eq!(month_end("2022-13"), None);
+    }
+}

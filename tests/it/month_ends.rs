@@ -1,0 +1,219 @@
+//! Month-end state snapshots (`state_snapshots`, src/warehouse/snapshots.rs): a warehouse that
+//! keeps them and one that does not (`state_snapshots: false`), fed the same days in the same
+//! order, hold the same rows in every table after every run: the marts, the target results, and
+//! a mart of every state row of every source that keeps snapshots (all columns, `valid_from` and
+//! `valid_to` included), added to a copy of the shipped pipelines. Along the way, which snapshot
+//! each run writes is checked against the rule (`Plan::new`), and a snapshot whose month got a
+//! day again stops being used.
+
+use std::path::Path;
+
+use cchc::config::{self, Config, Overrides};
+
+use crate::common::*;
+
+const STATE_MARTS: &str = "description: Every state row, for the snapshot test.\nmodels:\n";
+
+/// A copy of the shipped configs and pipelines, plus a mart of every state row of each source
+/// with versions kept in snapshots; `snapshots: false` turns them off.
+fn project(dir: &Path, snapshots: bool) -> std::path::PathBuf {
+    copy_tree(&repo().join("configs"), &dir.join("configs"));
+    copy_tree(&repo().join("pipelines"), &dir.join("pipelines"));
+    let shipped = config_for("/nowhere", "/nowhere");
+    let mut yaml = STATE_MARTS.to_string();
+    for s in ["dossiers", "documents", "signature_events"] {
+        yaml.push_str(&format!(
+            "  - name: state_{s}\n    description: The state of {s} per period.\n    sql: SELECT * FROM {s}_state\n    columns:\n"
+        ));
+        let source = shipped.sources.iter().find(|x| x.name == s).unwrap();
+        let names = [
+            "period",
+            "period_kind",
+            "period_start",
+            "period_end",
+            "as_of",
+            "final",
+        ]
+        .into_iter()
+        .chain(source.columns.iter().map(|c| c.name.as_str()))
+        .chain([
+            "extract_date",
+            "source_file",
+            "source_position",
+            "valid_from",
+            "valid_to",
+        ]);
+        for c in names {
+            yaml.push_str(&format!(
+                "      - {{ name: {c}, description: The view's column. }}\n"
+            ));
+        }
+    }
+    std::fs::write(dir.join("pipelines/state_marts.yaml"), yaml).unwrap();
+    let env = dir.join("configs/local.yaml");
+    let mut text = std::fs::read_to_string(&env).unwrap();
+    text.push_str(&format!("state_snapshots: {snapshots}\n"));
+    std::fs::write(&env, text).unwrap();
+    env
+}
+
+fn load(env: &Path, landing: &str, wh: &str) -> Config {
+    config::load(
+        env,
+        &Overrides {
+            landing: Some(landing.to_string()),
+            warehouse: Some(wh.to_string()),
+            ..Default::default()
+        },
+    )
+    .expect("the test project is valid")
+}
+
+fn tables(cfg: &Config) -> Vec<(String, Vec<String>)> {
+    let mut out = dump(cfg);
+    for s in ["dossiers", "documents", "signature_events"] {
+        let rows = query_lines(cfg, &format!("SELECT * FROM state_{s}"))
+            .unwrap_or_else(|e| panic!("state_{s}: {e}"));
+        out.push((format!("state_{s}"), rows));
+    }
+    out
+}
+
+/// The months of `state/_snapshots.json`, per source (`source:month`), sorted.
+fn snapshots(wh: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(wh.join("state/_snapshots.json")) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut out: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}:{}",
+                c["source"].as_str().unwrap(),
+                c["month"].as_str().unwrap()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn months(m: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = m
+        .iter()
+        .flat_map(|m| ["documents", "dossiers", "signature_events"].map(|s| format!("{s}:{m}")))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The snapshot lines of a run's log: (source, month, base).
+fn written(stderr: &str) -> Vec<String> {
+    let mut out: Vec<String> = stderr
+        .lines()
+        .filter(|l| l.contains("state snapshot written"))
+        .map(|l| {
+            let field = |k: &str| {
+                l.split(&format!("{k}="))
+                    .nth(1)
+                    .and_then(|r| r.split(' ').next())
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_string()
+            };
+            format!(
+                "{}:{} from {}",
+                field("source"),
+                field("month"),
+                field("base")
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn daily_runs_over_snapshots_give_the_rows_of_runs_over_all_of_staging() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = generate(dir.path(), "2022-01-01", "2022-04-04", "0.02")
+        .display()
+        .to_string();
+    let on_env = project(&dir.path().join("on"), true);
+    let off_env = project(&dir.path().join("off"), false);
+    let (on_wh, off_wh) = (dir.path().join("wh-on"), dir.path().join("wh-off"));
+    let (on_whs, off_whs) = (on_wh.display().to_string(), off_wh.display().to_string());
+    let on = load(&on_env, &landing, &on_whs);
+    let off = load(&off_env, &landing, &off_whs);
+
+    let step = |args: &[&str]| -> String {
+        let mut stderr_on = String::new();
+        for (env, wh) in [(&on_env, &on_whs), (&off_env, &off_whs)] {
+            let out = bin_with(env, &landing, wh).args(args).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(
+                matches!(out.status.code(), Some(0 | 1)),
+                "{args:?} failed: {stderr}"
+            );
+            if wh == &on_whs {
+                stderr_on = stderr;
+            } else {
+                assert!(written(&stderr).is_empty(), "snapshots written while off");
+            }
+        }
+        assert_same(&tables(&on), &tables(&off), &format!("after {args:?}"));
+        stderr_on
+    };
+
+    // A backfill writes none: from all of staging, a snapshot costs as much as the marts.
+    let log = step(&["backfill", "--from", "2022-01-01", "--to", "2022-03-31"]);
+    assert!(written(&log).is_empty(), "{log}");
+    assert!(snapshots(&on_wh).is_empty());
+
+    // The first daily run writes the month before the newest month that is over (February, as
+    // March is over), from all of staging, and reads it for April and the year.
+    let log = step(&["run", "--date", "2022-04-01"]);
+    assert_eq!(
+        written(&log),
+        [
+            "documents:2022-02 from -",
+            "dossiers:2022-02 from -",
+            "signature_events:2022-02 from -"
+        ]
+    );
+    assert_eq!(snapshots(&on_wh), months(&["2022-02"]));
+
+    // Later days, and March's last day again: February is usable, nothing is written.
+    for d in ["2022-04-02", "2022-03-31", "2022-04-03"] {
+        let log = step(&["run", "--date", d]);
+        assert!(written(&log).is_empty(), "{d}: {log}");
+    }
+
+    // A February day again: February's snapshot is out of date. The run recomputes February
+    // and March (two months) and writes February again, from all of staging.
+    let log = step(&["run", "--date", "2022-02-10"]);
+    assert_eq!(written(&log).len(), 3, "{log}");
+    assert!(written(&log).iter().all(|l| l.contains(":2022-02 from -")));
+    assert_eq!(snapshots(&on_wh), months(&["2022-02"]));
+
+    // A January day again: January's figures and everything after change; February's snapshot
+    // is out of date and the run recomputes four months: the snapshot is left to the next run.
+    let log = step(&["run", "--date", "2022-01-20"]);
+    assert!(written(&log).is_empty(), "{log}");
+    let log = step(&["run", "--date", "2022-04-04"]);
+    assert_eq!(written(&log).len(), 3, "{log}");
+
+    // Only published snapshot files stay after a run's vacuum.
+    let files: Vec<String> = parquet_files(&on_wh.join("state"))
+        .iter()
+        .map(|p| p.strip_prefix(&on_wh).unwrap().display().to_string())
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(
+        files.iter().all(|f| f.contains("period=2022-02")),
+        "{files:?}"
+    );
+}
