@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # make bench, part 3: the daily run, and the guard of every optimisation: the year's
 # target_results compared with a reference.
-# - The next day: a warehouse of the year but its last two days, then the day before the last
-#   (the daily run that keeps the month-end state snapshots current), then `cchc run --date` of
-#   the last day on a fresh copy of that warehouse, RUNS times: a new day, as every day in
-#   production (recomputes December and the year).
+# - The next day, as every day in production (a new day: recomputes December and the year), on
+#   fresh copies of a warehouse of the year up to the day before, RUNS times: a day within the
+#   month, and the month's last day (see below).
 # - Runs again on the year's warehouse (bench/out/wh of bench/ingest.sh): of the year's last day
 #   (re-ingests that day; the first run after the backfill also writes the snapshot the next
 #   ones read) and of a mid-year day (recomputes July to December and the year from all of
@@ -21,25 +20,34 @@ OUT="bench/out"; LANDING="$OUT/landing-$SCALE-$FROM-$TO"; WH="$OUT/wh"
 [ -d "$WH/ledger" ] || { echo "no year warehouse in $WH: run bench/ingest.sh first" >&2; exit 1; }
 . bench/common.sh
 ENV=(env CCHC_PII_KEY=bench-key-0123456789)
-read -r BEFORE2 BEFORE1 <<<"$(python3 -c "import datetime as d; t=d.date.fromisoformat('$TO'); print(t-d.timedelta(2), t-d.timedelta(1))")"
+# Days of December (for TO = 2022-12-31): the year is backfilled to the 14th, the 15th runs as a
+# daily run (it writes a month-end snapshot: the first daily run after a backfill does), then the
+# 16th is measured (a day within a month); the 16th..30th are backfilled and the 31st is
+# measured (the last day of a month: December is over, the run writes November's snapshot).
+read -r D14 D15 D16 D30 <<<"$(python3 -c "import datetime as d; t=d.date.fromisoformat('$TO'); print(*(t-d.timedelta(n) for n in (17, 16, 15, 1)))")"
+next_day() { # label, day: RUNS runs of `run --date day` on fresh copies of $OUT/wh-next
+  local T=() M=() r t m
+  for i in $(seq "$RUNS"); do
+    rm -rf "$OUT/wh-next-run"; cp -r "$OUT/wh-next" "$OUT/wh-next-run"
+    r=$(measure "next-$2" "${ENV[@]}" "$BIN" --quiet --warehouse "$OUT/wh-next-run" --landing "$LANDING" run --date "$2") || exit 1
+    read -r t m <<<"$r"; T+=("$t"); M+=("$m")
+  done
+  printf 'daily run, %s (--date %s): median %.2f s, peak %d MB (all runs: %s)\n' "$1" "$2" \
+    "$(printf '%s\n' "${T[@]}" | median)" "$(printf '%s\n' "${M[@]}" | median)" "${T[*]}"
+}
 rm -rf "$OUT/wh-next" "$OUT/wh-next-run"
-"${ENV[@]}" "$BIN" --quiet --warehouse "$OUT/wh-next" --landing "$LANDING" backfill --from "$FROM" --to "$BEFORE2" >/dev/null || [ $? -eq 1 ]
-"${ENV[@]}" "$BIN" --quiet --warehouse "$OUT/wh-next" --landing "$LANDING" run --date "$BEFORE1" >/dev/null || [ $? -eq 1 ]
-T=(); M=()
-for i in $(seq "$RUNS"); do
-  rm -rf "$OUT/wh-next-run"; cp -r "$OUT/wh-next" "$OUT/wh-next-run"
-  read -r t m <<<"$(measure "next-day" "${ENV[@]}" "$BIN" --quiet --warehouse "$OUT/wh-next-run" --landing "$LANDING" run --date "$TO")"
-  T+=("$t"); M+=("$m")
-done
-printf 'daily run of the next day (--date %s after %s): median %.2f s, peak %d MB (all runs: %s)\n' "$TO" "$BEFORE1" \
-  "$(printf '%s\n' "${T[@]}" | median)" "$(printf '%s\n' "${M[@]}" | median)" "${T[*]}"
+"${ENV[@]}" "$BIN" --quiet --warehouse "$OUT/wh-next" --landing "$LANDING" backfill --from "$FROM" --to "$D14" >/dev/null || [ $? -eq 1 ]
+"${ENV[@]}" "$BIN" --quiet --warehouse "$OUT/wh-next" --landing "$LANDING" run --date "$D15" >/dev/null || [ $? -eq 1 ]
+next_day "a day within the month" "$D16"
+"${ENV[@]}" "$BIN" --quiet --warehouse "$OUT/wh-next" --landing "$LANDING" backfill --from "$D16" --to "$D30" >/dev/null || [ $? -eq 1 ]
+next_day "the month's last day" "$TO"
 "$BIN" --quiet --warehouse "$OUT/wh-next-run" --landing "$LANDING" sql --format json "SELECT * FROM target_results" | sort > "$OUT/target_results.next"
 rm -rf "$OUT/wh-next" "$OUT/wh-next-run"
 MID=$(python3 -c "import datetime as d; a=d.date.fromisoformat('$FROM'); b=d.date.fromisoformat('$TO'); print(a+(b-a)/2)")
 for day in "$TO" "$MID"; do
   T=(); M=()
   for i in $(seq "$RUNS"); do
-    read -r t m <<<"$(measure "daily-$day" "${ENV[@]}" "$BIN" --quiet --warehouse "$WH" --landing "$LANDING" run --date "$day")"
+    r=$(measure "daily-$day" "${ENV[@]}" "$BIN" --quiet --warehouse "$WH" --landing "$LANDING" run --date "$day") || exit 1; read -r t m <<<"$r"
     T+=("$t"); M+=("$m")
   done
   printf 'run again --date %s on the year: median %.2f s, peak %d MB (all runs: %s)\n' "$day" \

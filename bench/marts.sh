@@ -23,10 +23,10 @@ ROWS=$(python3 -c "import duckdb; print(duckdb.sql(\"SELECT count(*) FROM read_p
 
 CT=(); CM=(); DT=(); DM=()
 for i in $(seq "$RUNS"); do
-  read -r t m <<<"$(measure cchc-marts "$BIN" --quiet --warehouse "$WH" --landing "$LANDING" refresh --full)"
+  r=$(measure cchc-marts "$BIN" --quiet --warehouse "$WH" --landing "$LANDING" refresh --full) || exit 1; read -r t m <<<"$r"
   CT+=("$t"); CM+=("$m")
   rm -rf "$OUT/duck-marts"
-  read -r t m <<<"$(measure duckdb-marts python3 bench/marts_duckdb.py "$WH" "$OUT/duck-marts" "$FROM" "$TO")"
+  r=$(measure duckdb-marts python3 bench/marts_duckdb.py "$WH" "$OUT/duck-marts" "$FROM" "$TO") || exit 1; read -r t m <<<"$r"
   DT+=("$t"); DM+=("$m")
 done
 ct=$(printf '%s\n' "${CT[@]}" | median); cm=$(printf '%s\n' "${CM[@]}" | median)

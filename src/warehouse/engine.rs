@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 
+use arrow::datatypes::DataType;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use ballista_core::serde::BallistaLogicalExtensionCodec;
@@ -267,14 +268,114 @@ impl datafusion::logical_expr::ScalarUDFImpl for Bucket {
     }
 }
 
+/// `cchc_list_min(list, 'field')`: the smallest non-null value of a field of a list of structs
+/// (a date, a timestamp or an integer), null for a null or empty list: e.g. a dossier version's
+/// first apology, `cchc_list_min(apologies, 'apologised_at')`, read off the state row itself
+/// instead of unnesting every staged version and joining it back.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ListMin {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl ListMin {
+    /// The struct field `name` of a list type, if the list's items are structs that have it.
+    fn field(list: &DataType, name: &str) -> DfResult<arrow::datatypes::FieldRef> {
+        let DataType::List(item) = list else {
+            return datafusion::common::plan_err!("cchc_list_min: {list} is not a list");
+        };
+        let DataType::Struct(fields) = item.data_type() else {
+            return datafusion::common::plan_err!("cchc_list_min: {list} is not a list of structs");
+        };
+        let Some((_, f)) = fields.find(name) else {
+            return datafusion::common::plan_err!("cchc_list_min: no field `{name}` in {list}");
+        };
+        let t = f.data_type();
+        if !(t.is_temporal() || t.is_integer()) {
+            return datafusion::common::plan_err!(
+                "cchc_list_min: field `{name}` is {t}, not a date, time or integer"
+            );
+        }
+        Ok(f.clone())
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for ListMin {
+    fn name(&self) -> &str {
+        "cchc_list_min"
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        datafusion::common::internal_err!("cchc_list_min: the type comes from its arguments")
+    }
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> DfResult<arrow::datatypes::FieldRef> {
+        let name = match args.scalar_arguments.get(1) {
+            Some(Some(datafusion::common::ScalarValue::Utf8(Some(n)))) => n,
+            _ => {
+                return datafusion::common::plan_err!(
+                    "cchc_list_min(list, 'field') takes a field name as its second argument"
+                )
+            }
+        };
+        let f = Self::field(args.arg_fields[0].data_type(), name)?;
+        Ok(Arc::new(arrow::datatypes::Field::new(
+            self.name(),
+            f.data_type().clone(),
+            true,
+        )))
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> DfResult<datafusion::logical_expr::ColumnarValue> {
+        use arrow::array::{Array, AsArray, Int64Array};
+        use datafusion::logical_expr::ColumnarValue;
+        let Some(ColumnarValue::Scalar(datafusion::common::ScalarValue::Utf8(Some(name)))) =
+            args.args.get(1)
+        else {
+            return datafusion::common::exec_err!(
+                "cchc_list_min(list, 'field') takes a field name"
+            );
+        };
+        let arrays = ColumnarValue::values_to_arrays(&args.args[..1])?;
+        let list = arrays[0].as_list::<i32>();
+        let field = Self::field(list.data_type(), name)?;
+        let items = list.values().as_struct();
+        let values = items
+            .column_by_name(name)
+            .ok_or_else(|| datafusion::common::DataFusionError::Internal(name.clone()))?;
+        let ints = arrow::compute::cast(values, &DataType::Int64)?;
+        let ints = ints.as_primitive::<arrow::datatypes::Int64Type>();
+        let offsets = list.value_offsets();
+        let out: Int64Array = (0..list.len())
+            .map(|i| {
+                if list.is_null(i) {
+                    return None;
+                }
+                (offsets[i] as usize..offsets[i + 1] as usize)
+                    .filter(|&j| !ints.is_null(j))
+                    .map(|j| ints.value(j))
+                    .min()
+            })
+            .collect();
+        let out = arrow::compute::cast(&out, field.data_type())?;
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
 /// The functions of this project every session and every executor knows.
 pub fn functions() -> Vec<Arc<datafusion::logical_expr::ScalarUDF>> {
-    vec![Arc::new(
-        datafusion::logical_expr::ScalarUDF::new_from_impl(Bucket {
-            signature: datafusion::logical_expr::Signature::any(
-                1,
-                datafusion::logical_expr::Volatility::Immutable,
-            ),
-        }),
-    )]
+    use datafusion::logical_expr::{ScalarUDF, Signature, Volatility};
+    vec![
+        Arc::new(ScalarUDF::new_from_impl(Bucket {
+            signature: Signature::any(1, Volatility::Immutable),
+        })),
+        Arc::new(ScalarUDF::new_from_impl(ListMin {
+            signature: Signature::any(2, Volatility::Immutable),
+        })),
+    ]
 }
