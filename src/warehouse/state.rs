@@ -175,29 +175,30 @@ pub fn versions_sql(source: &Source, t: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let order = "extract_date, source_file, source_position";
+    let first = ident(&source.key[0]);
     match source.versioning {
         // The next version of the same key, in a window partitioned by a bucket of the key
         // and ordered by key then version: one partition per entity costs several times more
         // (see `crate::warehouse::engine::BUCKETS`).
         Versioning::Latest => {
-            let first = ident(&source.key[0]);
-            let same_key = source
-                .key
-                .iter()
-                .map(|k| format!("lead({k}) OVER w = {k}", k = ident(k)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
+            let same_key = neighbour_has_key(source, "lead", "=");
             format!(
                 "SELECT *, extract_date AS valid_from, \
                  CASE WHEN {same_key} THEN lead(extract_date) OVER w END AS valid_to FROM {t} \
                  WINDOW w AS (PARTITION BY cchc_bucket({first}) ORDER BY {key}, {order})"
             )
         }
-        Versioning::FirstSeen => format!(
-            "SELECT * EXCLUDE (version_rank), extract_date AS valid_from, CAST(NULL AS DATE) AS valid_to FROM (\
-             SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {order}) AS version_rank FROM {t}) \
-             WHERE version_rank = 1"
-        ),
+        // The first version of each key: in the same bucketed window, a row whose predecessor
+        // has the same key (null keys alike, as one entity) is a later version.
+        Versioning::FirstSeen => {
+            let same_key = neighbour_has_key(source, "lag", "IS NOT DISTINCT FROM");
+            format!(
+                "SELECT * EXCLUDE (later_version), extract_date AS valid_from, CAST(NULL AS DATE) AS valid_to FROM (\
+                 SELECT *, row_number() OVER w > 1 AND {same_key} AS later_version FROM {t} \
+                 WINDOW w AS (PARTITION BY cchc_bucket({first}) ORDER BY {key}, {order})) \
+                 WHERE NOT later_version"
+            )
+        }
         Versioning::Snapshot => {
             let cols = all_columns(source, "v.");
             let files = ident(&files_table(source));
@@ -210,6 +211,17 @@ pub fn versions_sql(source: &Source, t: &str) -> String {
             )
         }
     }
+}
+
+/// `<f>(k) OVER w <op> k` for every key column `k`, joined by `AND`: whether the row before
+/// (`lag`) or after (`lead`) in window `w` has the same key.
+fn neighbour_has_key(source: &Source, f: &str, op: &str) -> String {
+    source
+        .key
+        .iter()
+        .map(|k| format!("{f}({k}) OVER w {op} {k}", k = ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 fn all_columns(source: &Source, prefix: &str) -> String {
