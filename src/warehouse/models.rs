@@ -131,6 +131,22 @@ pub fn spilled(plan: &Arc<dyn ExecutionPlan>) -> (usize, usize) {
     })
 }
 
+/// `--explain-analyze`: print an executed plan with its operators' metrics (stderr).
+pub fn print_executed(
+    what: &str,
+    rows: usize,
+    t0: std::time::Instant,
+    plan: &Arc<dyn ExecutionPlan>,
+) {
+    eprintln!(
+        "-- {what}: {rows} rows in {} ms\n{}",
+        t0.elapsed().as_millis(),
+        datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(plan.as_ref())
+            .set_show_statistics(false)
+            .indent(true)
+    );
+}
+
 /// Whether a query failed for want of memory (beyond what spilling could free).
 pub fn out_of_memory(e: &DataFusionError) -> bool {
     matches!(e.find_root(), DataFusionError::ResourcesExhausted(_))
@@ -528,19 +544,9 @@ pub async fn compute(ctx: &SessionContext, cfg: &Config) -> Result<Vec<MartBatch
                     })?;
                 let (spills, spilled_bytes) = spilled(&plan);
                 if cfg.engine.explain_analyze {
-                    eprintln!(
-                        "-- model `{}` ({}:{}): {} rows in {} ms\n{}",
-                        m.name,
-                        m.file,
-                        m.sql_at.0,
-                        batches.iter().map(|b| b.num_rows()).sum::<usize>(),
-                        t0.elapsed().as_millis(),
-                        datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
-                            plan.as_ref()
-                        )
-                        .set_show_statistics(false)
-                        .indent(true)
-                    );
+                    let rows = batches.iter().map(|b| b.num_rows()).sum();
+                    let what = format!("model `{}` ({}:{})", m.name, m.file, m.sql_at.0);
+                    print_executed(&what, rows, t0, &plan);
                 }
                 tracing::info!(
                     mart = %m.name,

@@ -33,7 +33,7 @@ use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::models::{mem_table, register_listing};
+use super::models::{mem_table, print_executed, register_listing};
 use super::periods::{changed_since, Period};
 use super::state::{holds_on, versions_sql, Branch};
 use crate::base::error::{Error, Result};
@@ -220,17 +220,8 @@ impl Plan {
             }
             writer.close().await?;
             if cfg.engine.explain_analyze {
-                eprintln!(
-                    "-- state snapshot of `{}` ({}): {rows} rows in {} ms\n{}",
-                    source.name,
-                    month.id,
-                    t0.elapsed().as_millis(),
-                    datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
-                        plan.as_ref()
-                    )
-                    .set_show_statistics(false)
-                    .indent(true)
-                );
+                let what = format!("state snapshot of `{}` ({})", source.name, month.id);
+                print_executed(&what, rows, t0, &plan);
             }
             tracing::info!(
                 source = %source.name,

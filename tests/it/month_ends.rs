@@ -26,23 +26,11 @@ fn project(dir: &Path, snapshots: bool) -> std::path::PathBuf {
             "  - name: state_{s}\n    description: The state of {s} per period.\n    sql: SELECT * FROM {s}_state\n    columns:\n"
         ));
         let source = shipped.sources.iter().find(|x| x.name == s).unwrap();
-        let names = [
-            "period",
-            "period_kind",
-            "period_start",
-            "period_end",
-            "as_of",
-            "final",
-        ]
-        .into_iter()
-        .chain(source.columns.iter().map(|c| c.name.as_str()))
-        .chain([
-            "extract_date",
-            "source_file",
-            "source_position",
-            "valid_from",
-            "valid_to",
-        ]);
+        let names = cchc::warehouse::state::PERIOD_COLUMNS
+            .into_iter()
+            .chain(source.columns.iter().map(|c| c.name.as_str()))
+            .chain(cchc::config::META_COLUMNS)
+            .chain(["valid_from", "valid_to"]);
         for c in names {
             yaml.push_str(&format!(
                 "      - {{ name: {c}, description: The view's column. }}\n"
