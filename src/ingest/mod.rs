@@ -29,7 +29,7 @@ use crate::config::units::Units;
 use crate::config::{Config, Source};
 use crate::store::ledger::{FileReport, SourceDay};
 use crate::store::location::Location;
-use crate::store::publish::{partition, write_part};
+use crate::store::publish::{partition, write_part, write_part_with};
 use formats::{field_index, read_file, BadRecord, Counts, Emit};
 use landing::day_files;
 use pseudonymise::Pseudonymiser;
@@ -143,7 +143,7 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
         units: &env.units.codes,
         pii: &env.pii,
     };
-    let mut typer = Typer::new(source);
+    let mut batches = Vec::new();
     let mut quarantine = Vec::new();
     let day_num = date_to_days(day);
     let mut report = SourceDay {
@@ -164,6 +164,10 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
             Ok((b, sha)) => (b, sha, None),
             Err(reason) => (bytes::Bytes::new(), String::new(), Some(reason)),
         };
+        // Each file is typed on its own, so that what a reader emitted before it found the file
+        // unreadable (a cut-off JSON file) is dropped with its typer and quarantine entries.
+        let mut typer = Typer::new(source);
+        let mark = quarantine.len();
         let mut emit = Emit {
             source,
             index: &index,
@@ -178,22 +182,22 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
             Some(reason) => Err(reason),
             None => read_file(source, &bytes, &mut emit),
         };
-        let counts = emit.counts;
+        let mut counts = emit.counts;
         let unreadable = outcome.err();
-        if let Some(reason) = &unreadable {
-            if counts != Counts::default() {
-                return Err(Error::Internal(format!(
-                    "reader emitted records of unreadable file {name}"
-                )));
+        match &unreadable {
+            Some(reason) => {
+                quarantine.truncate(mark);
+                counts = Counts::default();
+                tracing::warn!(source = %source.name, day = %day, file = %name, reason = %reason, "unreadable file quarantined");
+                quarantine.push(BadRecord {
+                    file: name.clone(),
+                    position: None,
+                    reason: reason.clone(),
+                    raw: None,
+                });
+                report.unreadable_files += 1;
             }
-            tracing::warn!(source = %source.name, day = %day, file = %name, reason = %reason, "unreadable file quarantined");
-            quarantine.push(BadRecord {
-                file: name.clone(),
-                position: None,
-                reason: reason.clone(),
-                raw: None,
-            });
-            report.unreadable_files += 1;
+            None => batches.push(typer.finish()?),
         }
         report.read += counts.read;
         report.staged += counts.staged;
@@ -208,7 +212,11 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
             quarantined: counts.quarantined,
         });
     }
-    let batch = typer.finish()?;
+    let batch = match batches.len() {
+        0 => Typer::new(source).finish()?,
+        1 => batches.remove(0),
+        _ => arrow::compute::concat_batches(&batches[0].schema(), &batches)?,
+    };
     if report.read != report.staged + report.quarantined || batch.num_rows() as u64 != report.staged
     {
         return Err(Error::Internal(format!(
@@ -221,12 +229,13 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
         return Err(e);
     }
     env.rt.block_on(async {
-        write_part(
+        write_part_with(
             &env.warehouse,
             &partition("staging", &source.name, day),
             &env.run_id,
             &batch,
             false,
+            typing::staging_props(source),
         )
         .await?;
         failpoint::hit("ingest.staged");

@@ -32,9 +32,29 @@ pub fn key_from_env(cfg: &Config) -> Result<Vec<u8>> {
 /// Keyed pseudonymisation: HMAC-SHA256 of the NFC text, lower-case hex. The same person gets the
 /// same token under the same key (so analysts can count distinct applicants), and without the key
 /// the clear value cannot be recovered or confirmed by guessing.
+///
+/// Not cached: with the CPU's SHA instructions a token costs ≈ 140 ns, less than a lookup in a
+/// cache of a year's ≈ 1.1 M distinct values (measured: the ingest got slower with one).
 #[derive(Clone)]
 pub struct Pseudonymiser {
     mac: Hmac<Sha256>,
+}
+
+/// A digest, 32 bytes; [`Token::hex`] gives the text staged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token(pub [u8; 32]);
+
+impl Token {
+    /// Lower-case hex, 64 characters, written into `buf` (no allocation: this runs four times
+    /// per dossier version).
+    pub fn hex<'b>(&self, buf: &'b mut [u8; 64]) -> &'b str {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, b) in self.0.iter().enumerate() {
+            buf[2 * i] = HEX[(b >> 4) as usize];
+            buf[2 * i + 1] = HEX[(b & 15) as usize];
+        }
+        std::str::from_utf8(buf).expect("hex digits are ASCII")
+    }
 }
 
 impl Pseudonymiser {
@@ -51,17 +71,14 @@ impl Pseudonymiser {
 
     /// `value` must already be NFC.
     pub fn token(&self, value: &str) -> String {
+        self.digest(value).hex(&mut [0; 64]).to_string()
+    }
+
+    /// The HMAC of `value` (already NFC).
+    pub fn digest(&self, value: &str) -> Token {
         let mut m = self.mac.clone();
         m.update(value.as_bytes());
-        let digest = m.finalize().into_bytes();
-        // Table-driven hex: this runs four times per dossier version.
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(64);
-        for b in digest {
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
-        }
-        out
+        Token(m.finalize().into_bytes().into())
     }
 }
 

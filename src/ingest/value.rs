@@ -96,10 +96,16 @@ pub const NOT_AN_OBJECT: &str = "record is not a JSON object";
 /// Maps a field name of the extract to its slot.
 pub type FieldIndex = foldhash::HashMap<String, usize>;
 
+/// The keys of the previous record of a file, in order, each with its slot (`None`: not a
+/// declared field). An extract writes its records' keys in one order, so a key is first compared
+/// with the one at the same place in the previous record, and looked up only when they differ.
+pub type KeyOrder<'de> = Vec<(&'de str, Option<usize>)>;
+
 /// Parses one record object into `slots` (one per declared field; absent fields stay `None`).
 pub struct RecordSeed<'s, 'de> {
     pub index: &'s FieldIndex,
     pub slots: &'s mut [Option<Val<'de>>],
+    pub order: &'s mut KeyOrder<'de>,
 }
 
 impl<'de> DeserializeSeed<'de> for RecordSeed<'_, 'de> {
@@ -115,9 +121,22 @@ impl<'de> Visitor<'de> for RecordSeed<'_, 'de> {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut at = 0;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match self.index.get(key.as_ref()) {
-                Some(&i) => self.slots[i] = Some(map.next_value()?),
+            let slot = match self.order.get(at) {
+                Some(&(k, slot)) if k == key.as_ref() => slot,
+                _ => {
+                    let slot = self.index.get(key.as_ref()).copied();
+                    if let Cow::Borrowed(k) = key {
+                        self.order.truncate(at);
+                        self.order.push((k, slot));
+                    }
+                    slot
+                }
+            };
+            at += 1;
+            match slot {
+                Some(i) => self.slots[i] = Some(map.next_value()?),
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -132,18 +151,23 @@ pub fn parse_record<'de>(
     text: &'de str,
     index: &FieldIndex,
     slots: &mut [Option<Val<'de>>],
+    order: &mut KeyOrder<'de>,
 ) -> Result<(), String> {
     slots.iter_mut().for_each(|s| *s = None);
     let mut de = serde_json::Deserializer::from_str(text);
-    RecordSeed { index, slots }
-        .deserialize(&mut de)
-        .and_then(|_| de.end())
-        .map_err(|e| {
-            let msg = e.to_string();
-            if msg.starts_with("invalid type") {
-                NOT_AN_OBJECT.to_string()
-            } else {
-                format!("invalid JSON: {msg}")
-            }
-        })
+    RecordSeed {
+        index,
+        slots,
+        order,
+    }
+    .deserialize(&mut de)
+    .and_then(|_| de.end())
+    .map_err(|e| {
+        let msg = e.to_string();
+        if msg.starts_with("invalid type") {
+            NOT_AN_OBJECT.to_string()
+        } else {
+            format!("invalid JSON: {msg}")
+        }
+    })
 }

@@ -172,6 +172,18 @@ fn unreadable_files_are_quarantined_whole_and_the_others_still_load() {
         r#"{"service":"DongBoHoSoMC"}"#,
     ); // no data array
     h.file("one_stop", D, "hoso_7.json", envelope("LayThuTuc", &[])); // wrong service
+                                                                      // Records are typed as they are read: what was read before the file turned out unreadable
+                                                                      // (a good record, a bad one) is dropped with it.
+    let wrong_after_data = format!(
+        r#"{{"data":[{},42],"service":"LayThuTuc"}}"#,
+        dossier("G3", json!({}))
+    );
+    h.file("one_stop", D, "hoso_9.json", &wrong_after_data);
+    let two_arrays = format!(
+        r#"{{"service":"DongBoHoSoMC","data":[{}],"data":[]}}"#,
+        dossier("G4", json!({}))
+    );
+    h.file("one_stop", D, "hoso_a.json", &two_arrays);
     h.file(
         "one_stop",
         D,
@@ -182,11 +194,11 @@ fn unreadable_files_are_quarantined_whole_and_the_others_still_load() {
     let s = r.sources.iter().find(|s| s.source == "dossiers").unwrap();
     assert_eq!(
         (s.read, s.staged, s.quarantined, s.unreadable_files),
-        (2, 2, 0, 7)
+        (2, 2, 0, 9)
     );
-    assert_eq!(s.files.len(), 8);
+    assert_eq!(s.files.len(), 10);
     let q = h.quarantine("dossiers");
-    assert_eq!(q.len(), 7);
+    assert_eq!(q.len(), 9);
     assert!(
         q.iter().all(|x| x.1.is_none()),
         "whole-file entries have no position"
@@ -218,6 +230,25 @@ fn unreadable_files_are_quarantined_whole_and_the_others_still_load() {
         "{}",
         by_file[6].1
     );
+    assert_eq!(
+        by_file[7],
+        (
+            "hoso_9.json",
+            "envelope service is `LayThuTuc`, expected `DongBoHoSoMC`"
+        )
+    );
+    assert_eq!(by_file[8].0, "hoso_a.json");
+    assert!(
+        by_file[8]
+            .1
+            .starts_with("invalid JSON: the envelope has two `data` arrays"),
+        "{}",
+        by_file[8].1
+    );
+    assert!(s.files[8..].iter().all(|f| (f.read, f.staged) == (0, 0)));
+    let mut ids = h.staged_strings("dossiers", "dossier_id");
+    ids.sort();
+    assert_eq!(ids, [Some("G1".to_string()), Some("G2".to_string())]);
     let f = &s.files[0];
     assert_eq!(f.sha256.len(), 64);
     assert!(f.unreadable.is_none());

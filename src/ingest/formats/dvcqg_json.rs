@@ -1,10 +1,12 @@
 //! The national portal's envelope: `{"service": "...", "data": [ {record}, … ]}`.
 //! Position = 1-based index in `data`.
 //!
-//! One pass: the envelope is parsed straight into each record's field slots (nothing is emitted
-//! before the whole file has parsed, so a truncated file stays out of staging). The raw text of a
-//! record is only needed when it is quarantined; it is then recovered by a second, cheaper parse
-//! of that one file into raw slices.
+//! One pass: each record of `data` is parsed into the field slots (reused from record to record)
+//! and handed to the [`Emit`] as soon as it is read, so no file's records are held as a tree. A
+//! file found unreadable later (cut off, another service named after `data`) returns `Err`, and
+//! the ingest drops what it emitted (see [`super::read_file`]). The raw text of a record is only
+//! needed when it is quarantined; it is then recovered by a second, cheaper parse of that one file
+//! into raw slices.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -15,29 +17,29 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{text_of, Emit};
-use crate::ingest::value::{FieldIndex, RecordSeed, Val, NOT_AN_OBJECT};
+use crate::ingest::value::{FieldIndex, KeyOrder, RecordSeed, Val, NOT_AN_OBJECT};
 
-/// A record of `data`: its slots, or not an object.
-type Rec<'a> = Option<Vec<Option<Val<'a>>>>;
+/// The raw text of record `i` (0-based) of `data`.
+type RawOf<'r> = &'r dyn Fn(usize) -> String;
 
-struct EnvelopeSeed<'i> {
-    index: &'i FieldIndex,
-    slots: usize,
+struct EnvelopeSeed<'e, 'a, 's, 'r> {
+    emit: &'e mut Emit<'a, 's>,
+    raw_of: RawOf<'r>,
 }
 
 struct Envelope<'a> {
     service: Option<Cow<'a, str>>,
-    data: Option<Vec<Rec<'a>>>,
+    data: bool,
 }
 
-impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
+impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_, '_, '_, '_> {
     type Value = Envelope<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
+impl<'de> Visitor<'de> for EnvelopeSeed<'_, '_, '_, '_> {
     type Value = Envelope<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("the envelope object")
@@ -45,16 +47,22 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut env = Envelope {
             service: None,
-            data: None,
+            data: false,
         };
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match key.as_ref() {
                 "service" => env.service = map.next_value()?,
+                "data" if env.data => {
+                    return Err(serde::de::Error::custom(
+                        "the envelope has two `data` arrays",
+                    ))
+                }
                 "data" => {
-                    env.data = Some(map.next_value_seed(DataSeed {
-                        index: self.index,
-                        slots: self.slots,
-                    })?)
+                    map.next_value_seed(DataSeed {
+                        emit: &mut *self.emit,
+                        raw_of: self.raw_of,
+                    })?;
+                    env.data = true;
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -65,83 +73,97 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
     }
 }
 
-struct DataSeed<'i> {
-    index: &'i FieldIndex,
-    slots: usize,
+struct DataSeed<'e, 'a, 's, 'r> {
+    emit: &'e mut Emit<'a, 's>,
+    raw_of: RawOf<'r>,
 }
 
-impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
-    type Value = Vec<Rec<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+impl<'de> DeserializeSeed<'de> for DataSeed<'_, '_, '_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for DataSeed<'_> {
-    type Value = Vec<Rec<'de>>;
+impl<'de> Visitor<'de> for DataSeed<'_, '_, '_, '_> {
+    type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("the `data` array")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1024));
-        while let Some(r) = seq.next_element_seed(RecSeed {
-            index: self.index,
-            slots: self.slots,
-        })? {
-            out.push(r);
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut slots: Vec<Option<Val<'de>>> = vec![None; self.emit.slot_count()];
+        let mut order = KeyOrder::new();
+        let mut i = 0;
+        loop {
+            slots.iter_mut().for_each(|s| *s = None);
+            let Some(object) = seq.next_element_seed(RecSeed {
+                index: self.emit.index,
+                slots: &mut slots,
+                order: &mut order,
+            })?
+            else {
+                return Ok(());
+            };
+            let parsed = match object {
+                true => Ok(slots.as_slice()),
+                false => Err(NOT_AN_OBJECT.to_string()),
+            };
+            self.emit.record(i as i64 + 1, parsed, || (self.raw_of)(i));
+            i += 1;
         }
-        Ok(out)
     }
 }
 
-struct RecSeed<'i> {
+/// One record: parsed into the slots (`true`), or not an object (`false`, consumed).
+struct RecSeed<'i, 'x, 'de> {
     index: &'i FieldIndex,
-    slots: usize,
+    slots: &'x mut [Option<Val<'de>>],
+    order: &'x mut KeyOrder<'de>,
 }
 
-impl<'de> DeserializeSeed<'de> for RecSeed<'_> {
-    type Value = Rec<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+impl<'de> DeserializeSeed<'de> for RecSeed<'_, '_, 'de> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for RecSeed<'_> {
-    type Value = Rec<'de>;
+impl<'de> Visitor<'de> for RecSeed<'_, '_, 'de> {
+    type Value = bool;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a record")
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let mut slots = vec![None; self.slots];
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
         RecordSeed {
             index: self.index,
-            slots: &mut slots,
+            slots: self.slots,
+            order: self.order,
         }
         .visit_map(map)?;
-        Ok(Some(slots))
+        Ok(true)
     }
     // Anything else is a record that is not an object: consumed, then quarantined.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
+        Ok(false)
     }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
     }
 }
 
@@ -154,22 +176,6 @@ struct RawEnvelope<'a> {
 
 pub fn read(bytes: &[u8], service: &str, emit: &mut Emit) -> Result<(), String> {
     let text = text_of(bytes)?;
-    let mut de = serde_json::Deserializer::from_str(text);
-    let env = EnvelopeSeed {
-        index: emit.index,
-        slots: emit.slot_count(),
-    }
-    .deserialize(&mut de)
-    .and_then(|env| de.end().map(|_| env))
-    .map_err(|e| format!("invalid JSON: {e}"))?;
-    if let Some(s) = &env.service {
-        if s != service {
-            return Err(format!("envelope service is `{s}`, expected `{service}`"));
-        }
-    }
-    let data = env
-        .data
-        .ok_or_else(|| "the envelope has no `data` array".to_string())?;
     let raws: OnceCell<Vec<&RawValue>> = OnceCell::new();
     let raw_of = |i: usize| -> String {
         let raws = raws.get_or_init(|| {
@@ -179,12 +185,21 @@ pub fn read(bytes: &[u8], service: &str, emit: &mut Emit) -> Result<(), String> 
         });
         raws.get(i).map(|r| r.get().to_string()).unwrap_or_default()
     };
-    for (i, rec) in data.iter().enumerate() {
-        let parsed = match rec {
-            Some(slots) => Ok(slots.as_slice()),
-            None => Err(NOT_AN_OBJECT.to_string()),
-        };
-        emit.record(i as i64 + 1, parsed, || raw_of(i));
+    let mut de = serde_json::Deserializer::from_str(text);
+    let env = EnvelopeSeed {
+        emit,
+        raw_of: &raw_of,
+    }
+    .deserialize(&mut de)
+    .and_then(|env| de.end().map(|_| env))
+    .map_err(|e| format!("invalid JSON: {e}"))?;
+    if let Some(s) = &env.service {
+        if s != service {
+            return Err(format!("envelope service is `{s}`, expected `{service}`"));
+        }
+    }
+    if !env.data {
+        return Err("the envelope has no `data` array".to_string());
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //!
 //! Adding a new format: add a variant to `config::raw::RawFormat` and `config::Format`, a module
 //! here with a `read(bytes, emit) -> Result<(), String>` (the `Err` makes the whole file
-//! unreadable, so return it before emitting anything), a match arm in [`read_file`], and a
+//! unreadable: the ingest then drops whatever the reader emitted from it), a match arm in [`read_file`], and a
 //! fixture test per defect in `tests/readers.rs`.
 
 pub mod csv;

@@ -8,6 +8,7 @@ use crate::ingest::value::parse_record;
 pub fn read(bytes: &[u8], emit: &mut Emit) -> Result<(), String> {
     let text = text_of(bytes)?;
     let mut slots = vec![None; emit.slot_count()];
+    let mut order = Vec::new();
     let mut position = 0;
     for line in text.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -15,7 +16,8 @@ pub fn read(bytes: &[u8], emit: &mut Emit) -> Result<(), String> {
             continue;
         }
         position += 1;
-        let parsed = parse_record(line, emit.index, &mut slots).map(|_| slots.as_slice());
+        let parsed =
+            parse_record(line, emit.index, &mut slots, &mut order).map(|_| slots.as_slice());
         emit.record(position, parsed, || line.to_string());
     }
     Ok(())
