@@ -27,6 +27,8 @@ pub struct DayEntry {
     pub problem: Option<String>,
     /// Bytes of the file, as the listing says (0 when unknown or unreadable).
     pub size: u64,
+    /// The file on a local landing (read by the calling thread, see [`checksum_blocking`]).
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// Every entry of the day folder `<system>/<day>/`, in byte-wise name order. On a local landing
@@ -53,6 +55,7 @@ pub async fn day_entries(
                         problem: nested.then(|| "in a subfolder of the day folder".to_string()),
                         location: o.location,
                         size: o.size,
+                        file: None,
                     }
                 })
                 .collect()
@@ -85,6 +88,7 @@ fn local_entries(
                     location: landing.path(&format!("{folder}/(unreadable entry)")),
                     problem: Some(format!("unreadable entry: {err}")),
                     size: 0,
+                    file: None,
                 });
                 continue;
             }
@@ -111,6 +115,7 @@ fn local_entries(
         out.push(DayEntry {
             location: landing.path(&format!("{folder}/{name}")),
             name,
+            file: problem.is_none().then_some(path),
             problem,
             size,
         });
@@ -146,6 +151,25 @@ pub async fn checksum(
         .map_err(|e| format!("cannot read the file: {e}"))?;
     let sha = hex::encode(Sha256::digest(&bytes));
     Ok((bytes, sha))
+}
+
+/// [`checksum`] from a thread that may block (the ingest's workers): a local file is read by the
+/// calling thread instead of the runtime's blocking pool (see `Location::put_blocking`).
+pub fn checksum_blocking(
+    rt: &tokio::runtime::Handle,
+    landing: &Location,
+    entry: &DayEntry,
+) -> std::result::Result<(bytes::Bytes, String), String> {
+    match (&entry.problem, &entry.file) {
+        (None, Some(file)) => {
+            let bytes = bytes::Bytes::from(
+                std::fs::read(file).map_err(|e| format!("cannot read the file: {e}"))?,
+            );
+            let sha = hex::encode(Sha256::digest(&bytes));
+            Ok((bytes, sha))
+        }
+        _ => rt.block_on(checksum(landing, entry)),
+    }
 }
 
 /// (name, SHA-256) of the landing files of a source-day, as the ledger records them (an empty

@@ -29,7 +29,7 @@ use crate::config::units::Units;
 use crate::config::{Config, Source};
 use crate::store::ledger::{FileReport, SourceDay};
 use crate::store::location::Location;
-use crate::store::publish::{partition, write_part, write_part_with};
+use crate::store::publish::{default_props, partition, write_part_blocking};
 use formats::{field_index, read_file, BadRecord, Counts, Emit};
 use landing::day_files;
 use pseudonymise::Pseudonymiser;
@@ -159,11 +159,11 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
     };
     for entry in &files {
         let name = entry.name.clone();
-        let (bytes, sha256, problem) = match env.rt.block_on(landing::checksum(&env.landing, entry))
-        {
-            Ok((b, sha)) => (b, sha, None),
-            Err(reason) => (bytes::Bytes::new(), String::new(), Some(reason)),
-        };
+        let (bytes, sha256, problem) =
+            match landing::checksum_blocking(&env.rt, &env.landing, entry) {
+                Ok((b, sha)) => (b, sha, None),
+                Err(reason) => (bytes::Bytes::new(), String::new(), Some(reason)),
+            };
         // Each file is typed on its own, so that what a reader emitted before it found the file
         // unreadable (a cut-off JSON file) is dropped with its typer and quarantine entries.
         let mut typer = Typer::new(source);
@@ -228,26 +228,23 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
     if let Some(e) = failpoint::error("ingest.write") {
         return Err(e);
     }
-    env.rt.block_on(async {
-        write_part_with(
-            &env.warehouse,
-            &partition("staging", &source.name, day),
-            &env.run_id,
-            &batch,
-            false,
-            typing::staging_props(source),
-        )
-        .await?;
-        failpoint::hit("ingest.staged");
-        write_part(
-            &env.warehouse,
-            &partition("quarantine", &source.name, day),
-            &env.run_id,
-            &q,
-            false,
-        )
-        .await
-    })?;
+    write_part_blocking(
+        &env.warehouse,
+        &env.rt,
+        &partition("staging", &source.name, day),
+        &env.run_id,
+        &batch,
+        typing::staging_props(source),
+    )?;
+    failpoint::hit("ingest.staged");
+    write_part_blocking(
+        &env.warehouse,
+        &env.rt,
+        &partition("quarantine", &source.name, day),
+        &env.run_id,
+        &q,
+        default_props().build(),
+    )?;
     tracing::info!(
         source = %source.name, day = %day, files = report.files.len(), read = report.read,
         staged = report.staged, quarantined = report.quarantined, unreadable_files = report.unreadable_files,
@@ -299,11 +296,12 @@ pub fn ingest_days(
                 let span = tracing::info_span!(target: PROGRESS, parent: &bar, "source-day", source = %source.name, day = %d);
                 let _in = span.enter();
                 let day = ingest_source_day(env, source, *d)?;
-                env.rt.block_on(crate::store::ledger::record(
+                crate::store::ledger::record_blocking(
                     &env.warehouse,
+                    &env.rt,
                     &env.run_id,
                     &day,
-                ))?;
+                )?;
                 failpoint::hit("ingest.committed");
                 let total = records.fetch_add(day.read, Ordering::Relaxed) + day.read;
                 bar.pb_inc(1);

@@ -67,17 +67,36 @@ fn entry_path(source: &str, day: NaiveDate) -> String {
 
 /// Record one ingested source-day.
 pub async fn record(wh: &Location, run_id: &str, day: &SourceDay) -> Result<()> {
+    let (path, json) = entry_file(wh, run_id, day)?;
+    wh.put(&path, json).await
+}
+
+/// [`record`] from a thread that may block (the ingest's workers, see `Location::put_blocking`).
+pub fn record_blocking(
+    wh: &Location,
+    rt: &tokio::runtime::Handle,
+    run_id: &str,
+    day: &SourceDay,
+) -> Result<()> {
+    let (path, json) = entry_file(wh, run_id, day)?;
+    wh.put_blocking(rt, &path, json)
+}
+
+fn entry_file(
+    wh: &Location,
+    run_id: &str,
+    day: &SourceDay,
+) -> Result<(object_store::path::Path, bytes::Bytes)> {
     let entry = LedgerEntry {
         run_id: run_id.to_string(),
         ingested_at: Utc::now().to_rfc3339(),
         day: day.clone(),
     };
     let json = serde_json::to_vec_pretty(&entry).map_err(|e| Error::Internal(e.to_string()))?;
-    wh.put(
-        &wh.path(&entry_path(&day.source, day.extract_date)),
+    Ok((
+        wh.path(&entry_path(&day.source, day.extract_date)),
         json.into(),
-    )
-    .await
+    ))
 }
 
 /// Every ledger entry of the warehouse, in (day, source) order.

@@ -85,31 +85,28 @@ pub async fn write_part(
     batch: &RecordBatch,
     keep_empty: bool,
 ) -> Result<()> {
-    write_part_with(
-        wh,
-        folder,
-        run_id,
-        batch,
-        keep_empty,
-        default_props().build(),
-    )
-    .await
-}
-
-/// [`write_part`] with the given writer settings.
-pub async fn write_part_with(
-    wh: &Location,
-    folder: &str,
-    run_id: &str,
-    batch: &RecordBatch,
-    keep_empty: bool,
-    props: WriterProperties,
-) -> Result<()> {
     if batch.num_rows() == 0 && !keep_empty {
         return Ok(());
     }
     let path = wh.path(&format!("{folder}/{}", part_name(run_id)));
-    wh.put(&path, parquet_bytes_with(batch, props)?).await
+    wh.put(&path, parquet_bytes(batch)?).await
+}
+
+/// [`write_part`] with the given writer settings, from a thread that may block (the ingest's
+/// workers, see `Location::put_blocking`).
+pub fn write_part_blocking(
+    wh: &Location,
+    rt: &tokio::runtime::Handle,
+    folder: &str,
+    run_id: &str,
+    batch: &RecordBatch,
+    props: WriterProperties,
+) -> Result<()> {
+    if batch.num_rows() == 0 {
+        return Ok(());
+    }
+    let path = wh.path(&format!("{folder}/{}", part_name(run_id)));
+    wh.put_blocking(rt, &path, parquet_bytes_with(batch, props)?)
 }
 
 /// The commit records of a warehouse: which run's file of each partition folder is published.
