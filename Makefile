@@ -34,6 +34,7 @@ bench: build ## province-year: ingest vs DuckDB loading the same files; marts an
 	bench/ingest.sh
 	bench/marts.sh
 	bench/daily.sh
+	python3 -c 'import psycopg' 2>/dev/null || python3 -m pip install --quiet 'psycopg[binary]'
 	CCHC_WAREHOUSE=bench/out/wh python3 bench/serve.py $(BIN) configs/local.yaml 10
 
 bench-serve: build ## query mix through `cchc serve` vs `cchc sql` on the demo warehouse (run `make demo` first)
