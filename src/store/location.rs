@@ -202,8 +202,10 @@ impl Location {
         }
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // `#` and digits only: the object store's own name for a file being written, which its
+        // listings skip (so a file left by a killed run is never taken for a part).
         let mut tmp = file.clone().into_os_string();
-        tmp.push(format!("#{}-{n}", std::process::id()));
+        tmp.push(format!("#{:010}{n:010}", std::process::id()));
         std::fs::write(&tmp, &data).map_err(fail)?;
         std::fs::rename(&tmp, &file).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
@@ -352,5 +354,43 @@ pub fn check_locations(landing: &str, warehouse: &str) -> Result<()> {
             }
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blocking_put_writes_the_file_and_a_stray_temporary_file_is_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::open(dir.path().to_str().unwrap(), false).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let path = loc.path("staging/t/extract_date=2022-01-01/part-r1.parquet");
+        loc.put_blocking(rt.handle(), &path, Bytes::from_static(b"one"))
+            .unwrap();
+        loc.put_blocking(rt.handle(), &path, Bytes::from_static(b"two"))
+            .unwrap();
+        let folder = dir.path().join("staging/t/extract_date=2022-01-01");
+        let names = |f: &std::path::Path| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(f)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&folder), ["part-r1.parquet"]);
+        assert_eq!(rt.block_on(loc.get(&path)).unwrap().as_ref(), b"two");
+        // What a run killed between writing and renaming leaves: the object store skips it.
+        std::fs::write(folder.join("part-r2.parquet#00000012340000000007"), b"x").unwrap();
+        let listed = rt.block_on(loc.list("staging")).unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        // A name the object store escapes goes through the store.
+        let odd = loc.path("landing/a b%.json");
+        assert!(loc.plain_local_file(&odd).is_none());
+        loc.put_blocking(rt.handle(), &odd, Bytes::from_static(b"x"))
+            .unwrap();
+        assert_eq!(rt.block_on(loc.get(&odd)).unwrap().as_ref(), b"x");
     }
 }
