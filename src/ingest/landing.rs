@@ -149,8 +149,12 @@ pub async fn checksum(
         .get(&entry.location)
         .await
         .map_err(|e| format!("cannot read the file: {e}"))?;
+    Ok(with_checksum(bytes))
+}
+
+fn with_checksum(bytes: bytes::Bytes) -> (bytes::Bytes, String) {
     let sha = hex::encode(Sha256::digest(&bytes));
-    Ok((bytes, sha))
+    (bytes, sha)
 }
 
 /// [`checksum`] from a thread that may block (the ingest's workers): a local file is read by the
@@ -160,15 +164,12 @@ pub fn checksum_blocking(
     landing: &Location,
     entry: &DayEntry,
 ) -> std::result::Result<(bytes::Bytes, String), String> {
-    match (&entry.problem, &entry.file) {
-        (None, Some(file)) => {
-            let bytes = bytes::Bytes::from(
-                std::fs::read(file).map_err(|e| format!("cannot read the file: {e}"))?,
-            );
-            let sha = hex::encode(Sha256::digest(&bytes));
-            Ok((bytes, sha))
-        }
-        _ => rt.block_on(checksum(landing, entry)),
+    // `file` is set only for an entry without a problem.
+    match &entry.file {
+        Some(file) => std::fs::read(file)
+            .map(|b| with_checksum(b.into()))
+            .map_err(|e| format!("cannot read the file: {e}")),
+        None => rt.block_on(checksum(landing, entry)),
     }
 }
 

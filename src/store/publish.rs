@@ -88,8 +88,12 @@ pub async fn write_part(
     if batch.num_rows() == 0 && !keep_empty {
         return Ok(());
     }
-    let path = wh.path(&format!("{folder}/{}", part_name(run_id)));
-    wh.put(&path, parquet_bytes(batch)?).await
+    wh.put(&part_path(wh, folder, run_id), parquet_bytes(batch)?)
+        .await
+}
+
+fn part_path(wh: &Location, folder: &str, run_id: &str) -> object_store::path::Path {
+    wh.path(&format!("{folder}/{}", part_name(run_id)))
 }
 
 /// [`write_part`] with the given writer settings, from a thread that may block (the ingest's
@@ -105,7 +109,7 @@ pub fn write_part_blocking(
     if batch.num_rows() == 0 {
         return Ok(());
     }
-    let path = wh.path(&format!("{folder}/{}", part_name(run_id)));
+    let path = part_path(wh, folder, run_id);
     wh.put_blocking(rt, &path, parquet_bytes_with(batch, props)?)
 }
 

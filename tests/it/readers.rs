@@ -215,13 +215,16 @@ fn unreadable_files_are_quarantined_whole_and_the_others_still_load() {
         by_file[4],
         ("hoso_6.json", "the envelope has no `data` array")
     );
-    assert_eq!(
-        by_file[5],
-        (
-            "hoso_7.json",
-            "envelope service is `LayThuTuc`, expected `DongBoHoSoMC`"
-        )
-    );
+    // Another service, named before `data` (hoso_7) or after it, once records were read (hoso_9).
+    for (i, file) in [(5, "hoso_7.json"), (7, "hoso_9.json")] {
+        assert_eq!(
+            by_file[i],
+            (
+                file,
+                "envelope service is `LayThuTuc`, expected `DongBoHoSoMC`"
+            )
+        );
+    }
     assert_eq!(by_file[6].0, "hoso_8.json");
     assert!(
         by_file[6]
@@ -229,13 +232,6 @@ fn unreadable_files_are_quarantined_whole_and_the_others_still_load() {
             .starts_with("truncated: the file ends inside a UTF-8 character"),
         "{}",
         by_file[6].1
-    );
-    assert_eq!(
-        by_file[7],
-        (
-            "hoso_9.json",
-            "envelope service is `LayThuTuc`, expected `DongBoHoSoMC`"
-        )
     );
     assert_eq!(by_file[8].0, "hoso_a.json");
     assert!(
