@@ -189,12 +189,7 @@ impl Plan {
             let input = register_input(ctx, wh, published, source, base.as_ref()).await?;
             let sql = write_sql(source, month.end, input.as_deref());
             let schema = staging_schema(source);
-            let props = WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
-                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-                .set_dictionary_enabled(false)
-                .set_statistics_enabled(EnabledStatistics::None)
-                .build();
+            let props = writer_props(source);
             let file = format!("{}/{}", folder(&source.name, &month.id), part_name(run_id));
             let out = BufWriter::new(wh.store.clone(), wh.path(&file));
             let mut writer = AsyncArrowWriter::try_new(out, schema.clone(), Some(props))?;
@@ -300,6 +295,25 @@ impl Plan {
         }
         Ok(out)
     }
+}
+
+/// Writer settings of a snapshot file: row groups of [`ROW_GROUP_ROWS`], no dictionaries or
+/// statistics (it is read whole), Snappy but for the pseudonym columns (64 hex digits of a digest,
+/// three quarters of a dossier row, which Snappy does not shrink: as in staging, see
+/// `crate::ingest::typing::staging_props`).
+fn writer_props(source: &Source) -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(EnabledStatistics::None);
+    for c in source.columns.iter().filter(|c| c.pii) {
+        props = props.set_column_compression(
+            parquet::schema::types::ColumnPath::from(c.name.as_str()),
+            Compression::UNCOMPRESSED,
+        );
+    }
+    props.build()
 }
 
 /// The query of a snapshot at `end` over `input` (`None`: all of staging): the source's rule

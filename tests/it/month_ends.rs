@@ -204,4 +204,38 @@ fn daily_runs_over_snapshots_give_the_rows_of_runs_over_all_of_staging() {
         files.iter().all(|f| f.contains("period=2022-02")),
         "{files:?}"
     );
+
+    // A snapshot stores the pseudonym columns without compression (the hex of a digest, which
+    // Snappy hardly shrinks), every other column with Snappy.
+    use parquet::basic::Compression;
+    use parquet::file::reader::FileReader;
+    let dossiers = on.sources.iter().find(|s| s.name == "dossiers").unwrap();
+    let pii: Vec<&str> = dossiers
+        .columns
+        .iter()
+        .filter(|c| c.pii)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert!(!pii.is_empty());
+    let file = files
+        .iter()
+        .find(|f| f.starts_with("state/dossiers/"))
+        .unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(
+        std::fs::File::open(on_wh.join(file)).unwrap(),
+    )
+    .unwrap();
+    let meta = reader.metadata();
+    assert!(meta.num_row_groups() > 0);
+    let chunks = meta.row_group(0).columns();
+    assert!(chunks.len() > pii.len());
+    for c in chunks {
+        let name = c.column_path().string();
+        let expected = if pii.contains(&name.as_str()) {
+            Compression::UNCOMPRESSED
+        } else {
+            Compression::SNAPPY
+        };
+        assert_eq!(c.compression(), expected, "{file}: {name}");
+    }
 }
