@@ -50,6 +50,20 @@ pub fn render(cfg: &Config) -> String {
                 }
             ));
         }
+        if !s.derived.is_empty() {
+            o.push_str(&format!(
+                "\nDerived columns of `{}_versions` and `{}_state`, computed from each version:\n\n| column | SQL | description |\n|---|---|---|\n",
+                s.name, s.name
+            ));
+            for d in &s.derived {
+                o.push_str(&format!(
+                    "| `{}` | `{}` | {} |\n",
+                    d.name,
+                    esc(&d.sql),
+                    esc(&d.description)
+                ));
+            }
+        }
         o.push('\n');
     }
     o.push_str("## Reference tables\n\n- `units` (`unit_code, unit_name, tier, parent_code, valid_from, valid_to`): units.csv, every row (a code changed over time has several; empty dates = open).\n- `units_as_of` (`period, unit_code, unit_name, tier, parent_code`): the rows valid on each period's as-of day: the units a period reports.\n- `unit_attribution` (`period, unit_code, attributed_code`): for each period and each code of units.csv, the unit its records count for as of the period's as-of day (the final successor by unit_changes.csv; itself without changes). The `_state` views already apply it.\n- `unit_groups` (`period, group_level, group_code, unit_code`): as of each period's as-of day, level `unit` maps each unit to itself; level `district` maps a district and its communes to the district.\n- `periods` (`period, period_kind, period_start, period_end, as_of, final`): every month with an ingested day and its year.\n\n");

@@ -76,6 +76,7 @@ pub enum FileKind {
     Source,
     Format,
     Column,
+    Derived,
     Rule,
     When,
     Model,
@@ -128,7 +129,9 @@ impl FileKind {
                 "columns",
                 "rules",
                 "missing_day",
+                "derived",
             ],
+            FileKind::Derived => &["name", "sql", "description"],
             FileKind::Format => &["type", "service"],
             FileKind::Column => &[
                 "name",
@@ -184,6 +187,7 @@ impl FileKind {
             FileKind::Source => "source",
             FileKind::Format => "format",
             FileKind::Column => "column",
+            FileKind::Derived => "derived column",
             FileKind::Rule => "rule",
             FileKind::When => "rule condition",
             FileKind::Model => "model",
@@ -209,6 +213,7 @@ impl FileKind {
             (FileKind::Source, "format") => Some(FileKind::Format),
             (FileKind::Source, "columns") | (FileKind::Column, "fields") => Some(FileKind::Column),
             (FileKind::Source, "rules") => Some(FileKind::Rule),
+            (FileKind::Source, "derived") => Some(FileKind::Derived),
             (FileKind::Rule, "when") => Some(FileKind::When),
             (FileKind::Pipeline, "models") => Some(FileKind::Model),
             (FileKind::Model, "columns") => Some(FileKind::ModelColumn),
@@ -271,8 +276,8 @@ pub fn report_unknown_keys(
 #[cfg(test)]
 mod tests {
     use super::super::raw::{
-        RawColumn, RawEnv, RawModel, RawModelColumn, RawPipeline, RawPlan, RawRule, RawServe,
-        RawSource, RawTarget, RawUnmeasurable, RawWhen,
+        RawColumn, RawDerived, RawEnv, RawModel, RawModelColumn, RawPipeline, RawPlan, RawRule,
+        RawServe, RawSource, RawTarget, RawUnmeasurable, RawWhen,
     };
     use super::FileKind;
 
@@ -308,6 +313,7 @@ mod tests {
         assert_eq!(listed(FileKind::Pipeline), serde_fields::<RawPipeline>());
         assert_eq!(listed(FileKind::Source), serde_fields::<RawSource>());
         assert_eq!(listed(FileKind::Column), serde_fields::<RawColumn>());
+        assert_eq!(listed(FileKind::Derived), serde_fields::<RawDerived>());
         assert_eq!(listed(FileKind::Rule), serde_fields::<RawRule>());
         assert_eq!(listed(FileKind::When), serde_fields::<RawWhen>());
         assert_eq!(listed(FileKind::Model), serde_fields::<RawModel>());

@@ -26,7 +26,7 @@ use crate::base::error::{Diagnostic, Error, Result};
 pub use plan::{
     Comparator, Grouping, Materialized, Measure, Model, PeriodKind, Plan, Severity, Target,
 };
-use raw::{RawColumn, RawEnv, RawFormat, RawPipeline, RawPlan, RawSource};
+use raw::{RawColumn, RawDerived, RawEnv, RawFormat, RawPipeline, RawPlan, RawSource};
 pub use scheme::Scheme;
 
 /// Default config file of the embedded local environment.
@@ -50,8 +50,24 @@ pub struct Source {
     /// Severity of a day without any file of this source (freshness); `None`: expected (a
     /// source that does not deliver every day, like the procedure catalog).
     pub missing_day: Option<Severity>,
+    /// Columns computed from each version's staging columns (see [`Derived`]).
+    pub derived: Vec<Derived>,
     /// The pipeline file that declared it.
     pub file: String,
+}
+
+/// A derived column of a source: a SQL expression over one version's staging columns, computed
+/// by `<source>_versions` before the state-as-of rule and listed by `<source>_state` after the
+/// staging columns. What every model would compute off each state row (a local date, a field of
+/// a list) is computed once per version instead of once per period and entity, and the staging
+/// columns it reads need not travel through the window and the periods join.
+#[derive(Debug, Clone)]
+pub struct Derived {
+    pub name: String,
+    pub sql: String,
+    pub description: String,
+    /// Line and column of its `sql` in [`Source::file`].
+    pub sql_at: (u64, u64),
 }
 
 /// How the versions of an entity succeed each other (EXTRACTS.md, "Reading rules").
@@ -875,6 +891,7 @@ fn validate_source(
             None
         }
     };
+    let derived = validate_derived(&s.derived, &names, file, diags);
     let format = match s.format {
         RawFormat::DvcqgJson { service } => Format::DvcqgJson { service },
         RawFormat::Csv => Format::Csv,
@@ -894,8 +911,51 @@ fn validate_source(
         columns,
         rules,
         missing_day,
+        derived,
         file: file.to_string(),
     })
+}
+
+/// Derived columns: identifiers that name no staging, metadata, version or period column, once
+/// each. Their SQL is planned by the engine-side validation (`crate::warehouse::validate`).
+fn validate_derived(
+    raw: &[RawDerived],
+    columns: &[&str],
+    file: &str,
+    diags: &mut Diagnostics,
+) -> Vec<Derived> {
+    let taken = |n: &str| {
+        columns.contains(&n)
+            || META_COLUMNS.contains(&n)
+            || ["valid_from", "valid_to"].contains(&n)
+            || sources::PERIOD_COLUMNS.contains(&n)
+    };
+    let mut out: Vec<Derived> = Vec::new();
+    for d in raw {
+        let name = d.name.value.as_str();
+        if !is_identifier(name) {
+            diags.at(
+                "C007",
+                file,
+                &d.name,
+                format!("derived column name `{name}` must be a lower-case identifier"),
+            );
+        } else if taken(name) || out.iter().any(|o| o.name == name) {
+            diags.at(
+                "C006",
+                file,
+                &d.name,
+                format!("derived column `{name}` names a column the state view already has"),
+            );
+        }
+        out.push(Derived {
+            name: name.to_string(),
+            sql: d.sql.value.clone(),
+            description: d.description.clone().unwrap_or_default(),
+            sql_at: (d.sql.referenced.line(), d.sql.referenced.column()),
+        });
+    }
+    out
 }
 
 fn parse_pattern(p: &str) -> Option<FilePattern> {

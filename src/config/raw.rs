@@ -171,6 +171,20 @@ pub struct RawSource {
     /// 1, like a failed target) or `ignore` (a source that does not deliver every day).
     #[serde(default)]
     pub missing_day: Option<Spanned<String>>,
+    /// Columns computed from each version's staging columns, before the state-as-of rule.
+    #[serde(default)]
+    pub derived: Vec<RawDerived>,
+}
+
+/// A derived column of a source: `{ name, sql, description }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDerived {
+    pub name: Spanned<String>,
+    /// A SQL expression over the source's staging columns (one version's row).
+    pub sql: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,6 +4,16 @@
 
 use super::Source;
 
+/// Columns of the `periods` table, in order (the state views start with them).
+pub const PERIOD_COLUMNS: [&str; 6] = [
+    "period",
+    "period_kind",
+    "period_start",
+    "period_end",
+    "as_of",
+    "final",
+];
+
 /// Name of the versions view of a source.
 pub fn versions_view(source: &Source) -> String {
     format!("{}_versions", source.name)

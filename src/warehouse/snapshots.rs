@@ -350,7 +350,7 @@ fn write_sql(source: &Source, end: NaiveDate, input: Option<&str>) -> String {
     format!(
         "SELECT {cols} FROM (SELECT {} FROM ({}) v WHERE {}) s JOIN {t} i ON {on}",
         identity.join(", "),
-        versions_sql(source, &narrow),
+        versions_sql(source, &narrow, false),
         holds_on("v", &format!("DATE '{end}'"))
     )
 }

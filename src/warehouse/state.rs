@@ -29,15 +29,7 @@ use crate::config::{Source, Versioning};
 use crate::base::text::ident;
 use crate::config::sources::{files_table, state_view, versions_view};
 
-/// Columns of the `periods` table, in order.
-pub const PERIOD_COLUMNS: [&str; 6] = [
-    "period",
-    "period_kind",
-    "period_start",
-    "period_end",
-    "as_of",
-    "final",
-];
+pub use crate::config::sources::PERIOD_COLUMNS;
 
 /// Where a state view reads the versions of some of its periods.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +61,7 @@ pub fn holds_on(v: &str, day: &str) -> String {
 pub fn branch_from(source: &Source, b: &Branch) -> String {
     let versions = match &b.input {
         None => ident(&versions_view(source)),
-        Some(input) => format!("({})", versions_sql(source, &ident(input))),
+        Some(input) => format!("({})", versions_sql(source, &ident(input), true)),
     };
     state_from(b.periods.as_deref(), &versions)
 }
@@ -122,7 +114,12 @@ pub fn state_view_sql(source: &Source, attribute: bool, branches: &[Branch]) -> 
     let attribute = attribute && !unit_columns.is_empty();
     let names = source.columns.iter().map(|c| c.name.as_str());
     let meta = crate::config::META_COLUMNS.into_iter();
-    for c in names.chain(meta).chain(["valid_from", "valid_to"]) {
+    let derived = source.derived.iter().map(|d| d.name.as_str());
+    for c in names
+        .chain(meta)
+        .chain(derived)
+        .chain(["valid_from", "valid_to"])
+    {
         match unit_columns.iter().position(|u| *u == c) {
             Some(i) if attribute => {
                 joins.push_str(&format!(
@@ -161,13 +158,29 @@ pub fn versions_view_sql(source: &Source) -> String {
     format!(
         "CREATE VIEW {} AS {}",
         ident(&versions_view(source)),
-        versions_sql(source, &ident(&source.name))
+        versions_sql(source, &ident(&source.name), true)
     )
 }
 
 /// The versions of a source over `t` (a table with the staging columns), by its `versioning`:
 /// the rule written once, for all of staging and for a snapshot with the versions after it.
-pub fn versions_sql(source: &Source, t: &str) -> String {
+/// With `derived`, each row also gets the source's derived columns, computed under the window
+/// (so the staging columns they read are not carried through it unless a query wants them);
+/// without, `t` may hold only the key and metadata columns (a snapshot's identities).
+pub fn versions_sql(source: &Source, t: &str, derived: bool) -> String {
+    let with_derived;
+    let t = if derived && !source.derived.is_empty() {
+        let cols = source
+            .derived
+            .iter()
+            .map(|d| format!("{} AS {}", d.sql, ident(&d.name)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        with_derived = format!("(SELECT *, {cols} FROM {t})");
+        with_derived.as_str()
+    } else {
+        t
+    };
     let key = source
         .key
         .iter()
@@ -200,7 +213,12 @@ pub fn versions_sql(source: &Source, t: &str) -> String {
             )
         }
         Versioning::Snapshot => {
-            let cols = all_columns(source, "v.");
+            let mut cols = all_columns(source, "v.");
+            if derived {
+                for d in &source.derived {
+                    cols.push_str(&format!(", v.{}", ident(&d.name)));
+                }
+            }
             let files = ident(&files_table(source));
             format!(
                 "SELECT {cols}, v.extract_date AS valid_from, s.next_day AS valid_to FROM {t} v JOIN (\

@@ -13,7 +13,10 @@ use crate::config::{Config, Materialized};
 /// Plan every model's SQL on empty tables: SQL errors (C011) and declared columns that differ
 /// from the SQL's output (C012), each with the model's file and line.
 pub async fn check_sql(cfg: &Config) -> Vec<Diagnostic> {
-    let mut diags = Vec::new();
+    let mut diags = check_derived(cfg).await;
+    if !diags.is_empty() {
+        return diags;
+    }
     let setup = async {
         let ctx = local_context(&cfg.engine)?;
         register_state(&ctx, cfg, None, None, &[], None).await?;
@@ -117,6 +120,51 @@ pub async fn check_sql(cfg: &Config) -> Vec<Diagnostic> {
                     |d| matches!(d, DataType::List(f) | DataType::LargeList(f) if f.data_type() == &DataType::Utf8 || f.data_type() == &DataType::Utf8View),
                     "a list of text",
                 );
+            }
+        }
+    }
+    diags
+}
+
+/// Plan every derived column's SQL over its source's staging columns (C011 at its `sql`), before
+/// the views that use them: a wrong expression is reported where it is written.
+async fn check_derived(cfg: &Config) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    for source in cfg.sources.iter().filter(|s| !s.derived.is_empty()) {
+        let at = |d: &crate::config::Derived, message| Diagnostic {
+            code: "C011",
+            file: source.file.clone(),
+            line: d.sql_at.0,
+            column: d.sql_at.1,
+            message,
+        };
+        let ctx = match local_context(&cfg.engine).and_then(|ctx| {
+            let t = mem_table(crate::ingest::typing::staging_schema(source), vec![])?;
+            ctx.register_table(source.name.as_str(), t)?;
+            Ok(ctx)
+        }) {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                diags.push(at(&source.derived[0], e.to_string()));
+                continue;
+            }
+        };
+        for d in &source.derived {
+            let sql = format!(
+                "SELECT {} FROM {}",
+                d.sql,
+                crate::base::text::ident(&source.name)
+            );
+            if let Err(e) = ctx.sql(&sql).await {
+                diags.push(at(
+                    d,
+                    format!(
+                        "SQL of derived column `{}` of source `{}`: {}",
+                        d.name,
+                        source.name,
+                        e.strip_backtrace()
+                    ),
+                ));
             }
         }
     }

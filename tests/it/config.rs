@@ -148,6 +148,15 @@ fn model_sql_is_planned_and_its_columns_checked() {
 }
 
 #[test]
+fn derived_column_sql_is_planned_where_it_is_written() {
+    let f = crate::common::repo().join("tests/fixtures/invalid_plans/bad_derived_sql.yaml");
+    let text = plan_diagnostics(&[&f], None);
+    assert!(text.contains("derived column `late`"), "{text}");
+    assert!(!text.contains("derived column `day`"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
 fn the_shipped_plan_is_valid_with_its_sql() {
     let f = crate::common::repo().join("configs/plans/2022/targets.yaml");
     assert_eq!(plan_diagnostics(&[], Some(&f)), "valid");

@@ -30,6 +30,7 @@ fn project(dir: &Path, snapshots: bool) -> std::path::PathBuf {
             .into_iter()
             .chain(source.columns.iter().map(|c| c.name.as_str()))
             .chain(cchc::config::META_COLUMNS)
+            .chain(source.derived.iter().map(|d| d.name.as_str()))
             .chain(["valid_from", "valid_to"]);
         for c in names {
             yaml.push_str(&format!(
