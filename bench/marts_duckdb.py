@@ -26,8 +26,13 @@ con.execute("CREATE MACRO cchc_list_min(l, f) AS list_min(list_transform(l, lamb
 
 KEYS = {"dossiers": "dossier_id", "documents": "doc_id", "procedures": "procedure_code",
         "signature_events": "event_id"}
+pipelines = [yaml.safe_load(open(f"{root}/pipelines/{f}"))
+             for f in sorted(os.listdir(f"{root}/pipelines")) if f.endswith(".yaml")]
+# Each source's derived columns (README "Derived columns"), computed per version as cchc does.
+derived = {s["name"]: s.get("derived", []) for p in pipelines for s in p.get("sources", [])}
 for t in KEYS:
-    con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{wh}/staging/{t}/*/*.parquet')")
+    cols = "".join(f", {d['sql']} AS {d['name']}" for d in derived.get(t, []))
+    con.execute(f"CREATE VIEW {t} AS SELECT *{cols} FROM read_parquet('{wh}/staging/{t}/*/*.parquet')")
 ORDER = "extract_date, source_file, source_position"
 for t in ["dossiers", "documents"]:
     con.execute(f"""CREATE VIEW {t}_versions AS SELECT *, extract_date AS valid_from,
@@ -61,10 +66,7 @@ for t in KEYS:
         p.period_end, p.as_of, p."final", v.* FROM periods p JOIN {t}_versions v
         ON v.valid_from <= p.as_of AND (v.valid_to IS NULL OR v.valid_to > p.as_of)""")
 
-models = []
-for f in sorted(os.listdir(f"{root}/pipelines")):
-    if f.endswith(".yaml"):
-        models += yaml.safe_load(open(f"{root}/pipelines/{f}")).get("models", [])
+models = [m for p in pipelines for m in p.get("models", [])]
 os.makedirs(out, exist_ok=True)
 for m in models:
     if m.get("materialized", "table") == "view":
