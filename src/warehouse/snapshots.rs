@@ -298,22 +298,14 @@ impl Plan {
 }
 
 /// Writer settings of a snapshot file: row groups of [`ROW_GROUP_ROWS`], no dictionaries or
-/// statistics (it is read whole), Snappy but for the pseudonym columns (64 hex digits of a digest,
-/// three quarters of a dossier row, which Snappy does not shrink: as in staging, see
-/// `crate::ingest::typing::staging_props`).
+/// statistics (it is read whole), Snappy but for the pseudonym columns, plain as in staging.
 fn writer_props(source: &Source) -> WriterProperties {
-    let mut props = WriterProperties::builder()
+    let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::None);
-    for c in source.columns.iter().filter(|c| c.pii) {
-        props = props.set_column_compression(
-            parquet::schema::types::ColumnPath::from(c.name.as_str()),
-            Compression::UNCOMPRESSED,
-        );
-    }
-    props.build()
+    crate::ingest::typing::plain_pseudonyms(props, source).build()
 }
 
 /// The query of a snapshot at `end` over `input` (`None`: all of staging): the source's rule

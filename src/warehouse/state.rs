@@ -112,14 +112,7 @@ pub fn state_view_sql(source: &Source, attribute: bool, branches: &[Branch]) -> 
     let mut joins = String::new();
     let mut cols = Vec::new();
     let attribute = attribute && !unit_columns.is_empty();
-    let names = source.columns.iter().map(|c| c.name.as_str());
-    let meta = crate::config::META_COLUMNS.into_iter();
-    let derived = source.derived.iter().map(|d| d.name.as_str());
-    for c in names
-        .chain(meta)
-        .chain(derived)
-        .chain(["valid_from", "valid_to"])
-    {
+    for c in version_columns(source) {
         match unit_columns.iter().position(|u| *u == c) {
             Some(i) if attribute => {
                 joins.push_str(&format!(
@@ -141,6 +134,18 @@ pub fn state_view_sql(source: &Source, attribute: bool, branches: &[Branch]) -> 
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     format!("CREATE VIEW {name} AS {body}")
+}
+
+/// The columns of `<source>_versions`, in order, which `<source>_state` lists after the period
+/// columns: the staging and metadata columns, the derived ones, `valid_from` and `valid_to`.
+pub fn version_columns(source: &Source) -> impl Iterator<Item = &str> {
+    source
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain(crate::config::META_COLUMNS)
+        .chain(source.derived.iter().map(|d| d.name.as_str()))
+        .chain(["valid_from", "valid_to"])
 }
 
 /// `CREATE VIEW <source>_files AS …` from staging itself, for sessions without a ledger (unit

@@ -28,10 +28,7 @@ fn project(dir: &Path, snapshots: bool) -> std::path::PathBuf {
         let source = shipped.sources.iter().find(|x| x.name == s).unwrap();
         let names = cchc::warehouse::state::PERIOD_COLUMNS
             .into_iter()
-            .chain(source.columns.iter().map(|c| c.name.as_str()))
-            .chain(cchc::config::META_COLUMNS)
-            .chain(source.derived.iter().map(|d| d.name.as_str()))
-            .chain(["valid_from", "valid_to"]);
+            .chain(cchc::warehouse::state::version_columns(source));
         for c in names {
             yaml.push_str(&format!(
                 "      - {{ name: {c}, description: The view's column. }}\n"
