@@ -159,9 +159,9 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
     };
     for entry in &files {
         let name = entry.name.clone();
-        let (bytes, sha256, problem) =
+        let (bytes, blake3, problem) =
             match landing::checksum_blocking(&env.rt, &env.landing, entry) {
-                Ok((b, sha)) => (b, sha, None),
+                Ok((b, sum)) => (b, sum, None),
                 Err(reason) => (bytes::Bytes::new(), String::new(), Some(reason)),
             };
         // Each file is typed on its own, so that what a reader emitted before it found the file
@@ -204,7 +204,8 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
         report.quarantined += counts.quarantined;
         report.files.push(FileReport {
             name,
-            sha256,
+            blake3,
+            sha256: None,
             bytes: bytes.len() as u64,
             unreadable,
             read: counts.read,

@@ -18,13 +18,28 @@ use crate::base::error::{Error, Result};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileReport {
     pub name: String,
-    pub sha256: String,
+    /// BLAKE3 of the file's bytes, lower-case hex; empty when the file could not be read, and in
+    /// entries written before checksums were BLAKE3 (which carry `sha256` instead).
+    #[serde(default)]
+    pub blake3: String,
+    /// SHA-256 of the file, in entries written before checksums were BLAKE3 (2026-12): such an
+    /// entry is compared with the landing by SHA-256, so upgrading re-ingests nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     pub bytes: u64,
     /// Why the whole file was quarantined; `None` when it was readable.
     pub unreadable: Option<String>,
     pub read: u64,
     pub staged: u64,
     pub quarantined: u64,
+}
+
+impl FileReport {
+    /// The checksum recorded: the SHA-256 of an entry written before checksums were BLAKE3,
+    /// else the BLAKE3 (see `crate::ingest::landing::Checksum`).
+    pub fn checksum(&self) -> &str {
+        self.sha256.as_deref().unwrap_or(&self.blake3)
+    }
 }
 
 /// The outcome of one source × day: the ledger entry's payload, and a line of the run record.

@@ -70,6 +70,47 @@ fn backfill_runs_new_and_changed_days_only() {
     assert_eq!(h.staged_count("dossiers"), 5);
 }
 
+/// A ledger entry written before checksums were BLAKE3 records SHA-256: it is compared by
+/// SHA-256, so the same files are not re-ingested after an upgrade, and a changed file still is
+/// (then recorded by BLAKE3).
+#[test]
+fn ledger_entries_with_sha256_are_compared_by_sha256() {
+    use sha2::Digest;
+    let h = Harness::new();
+    let body = dossiers(&["A", "B"]);
+    h.file("one_stop", "2022-03-01", "hoso_1.json", &body);
+    backfill(&h, "2022-03-01", "2022-03-01", true);
+    let entry = h.warehouse().join("ledger/dossiers/2022-03-01.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+    let file = &mut v["files"][0];
+    assert_eq!(
+        file["blake3"].as_str().unwrap(),
+        blake3::hash(body.as_bytes()).to_hex().as_str()
+    );
+    assert!(file.get("sha256").is_none(), "{file}");
+    // The entry as the previous version wrote it.
+    let file = file.as_object_mut().unwrap();
+    file.remove("blake3");
+    file.insert(
+        "sha256".into(),
+        hex::encode(sha2::Sha256::digest(body.as_bytes())).into(),
+    );
+    std::fs::write(&entry, v.to_string()).unwrap();
+
+    let rec = backfill(&h, "2022-03-01", "2022-03-01", true);
+    assert!(rec.dates.is_empty(), "re-ingested: {:?}", rec.dates);
+
+    // A wrong SHA-256 in the old entry: the day counts as changed (the comparison is real).
+    let mut bad = v.clone();
+    bad["files"][0]["sha256"] = "00".repeat(32).into();
+    std::fs::write(&entry, bad.to_string()).unwrap();
+    let rec = backfill(&h, "2022-03-01", "2022-03-01", true);
+    assert_eq!(rec.dates, [day("2022-03-01")]);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+    assert!(v["files"][0].get("sha256").is_none());
+    assert_eq!(v["files"][0]["blake3"].as_str().unwrap().len(), 64);
+}
+
 #[test]
 fn a_second_run_is_refused_and_a_dead_runs_lock_taken_over() {
     let h = Harness::new();
