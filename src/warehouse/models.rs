@@ -521,51 +521,166 @@ pub struct MartBatches {
     pub batches: Vec<RecordBatch>,
 }
 
-/// Compute every model in order: views are created, marts are computed and registered as
-/// in-memory tables for the models after them. Returns the marts.
+/// How many marts a refresh computes at once (those that do not read each other): each query
+/// already runs on two partitions, but a mart's plan keeps both cores busy only part of the time
+/// (its scan and sort, then a single final aggregate), so a second mart fills the gaps.
+pub const MART_THREADS: usize = 2;
+
+/// Compute every model: views are created in declaration order, marts are computed (up to
+/// [`MART_THREADS`] at once, each as soon as the marts it reads, directly or through views, are
+/// done) and registered as in-memory tables for the models after them. Returns the marts in
+/// declaration order. A mart that runs out of memory beside another is computed again alone
+/// before it is reported; when several fail, the first in declaration order is reported.
 pub async fn compute(ctx: &SessionContext, cfg: &Config) -> Result<Vec<MartBatches>> {
-    let mut out = Vec::new();
-    for m in &cfg.models {
+    let models = &cfg.models;
+    // For each model, the marts it reads (through views too).
+    let mut reads: Vec<std::collections::BTreeSet<usize>> = Vec::new();
+    let mut running: std::collections::BTreeMap<usize, tokio::task::JoinHandle<MartRun>> =
+        Default::default();
+    let mut done: std::collections::BTreeMap<usize, MartBatches> = Default::default();
+    let threads = Arc::new(tokio::sync::Semaphore::new(MART_THREADS));
+    for (i, m) in models.iter().enumerate() {
+        let mut need = std::collections::BTreeSet::new();
+        for name in referenced_tables(ctx, m)? {
+            if let Some(j) = models[..i].iter().position(|x| x.name == name) {
+                match models[j].materialized {
+                    Materialized::Table => {
+                        need.insert(j);
+                    }
+                    Materialized::View => need.extend(reads[j].iter().copied()),
+                }
+            }
+        }
+        for j in &need {
+            if let Some(h) = running.remove(j) {
+                finish(ctx, cfg, (*j, h), &mut running, &mut done).await?;
+            }
+        }
+        reads.push(need);
         match m.materialized {
             Materialized::View => create_view(ctx, m).await?,
             Materialized::Table => {
-                let t0 = std::time::Instant::now();
-                let df = ctx.sql(&m.sql).await.map_err(|e| model_error(m, e))?;
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let plan = df
-                    .create_physical_plan()
-                    .await
-                    .map_err(|e| model_error(m, e))?;
-                let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
-                    .await
-                    .map_err(|e| match out_of_memory(&e) {
-                        true => memory_error(m, &cfg.engine, e),
-                        false => model_error(m, e),
-                    })?;
-                let (spills, spilled_bytes) = spilled(&plan);
-                if cfg.engine.explain_analyze {
-                    let rows = batches.iter().map(|b| b.num_rows()).sum();
-                    let what = format!("model `{}` ({}:{})", m.name, m.file, m.sql_at.0);
-                    print_executed(&what, rows, t0, &plan);
-                }
-                tracing::info!(
-                    mart = %m.name,
-                    rows = batches.iter().map(|b| b.num_rows()).sum::<usize>(),
-                    ms = t0.elapsed().as_millis() as u64,
-                    spills,
-                    spilled_bytes,
-                    "mart computed"
-                );
-                ctx.register_table(m.name.as_str(), mem_table(schema.clone(), batches.clone())?)?;
-                out.push(MartBatches {
-                    model: m.clone(),
-                    schema,
-                    batches,
-                });
+                // Started in declaration order: the semaphore is fair.
+                let permit = threads.clone();
+                let task = run_mart(ctx.clone(), cfg.engine.explain_analyze, m.clone());
+                let task = async move {
+                    let _permit = permit.acquire_owned().await;
+                    task.await
+                };
+                let span = tracing::Span::current();
+                running.insert(i, tokio::spawn(tracing::Instrument::instrument(task, span)));
             }
         }
     }
-    Ok(out)
+    while let Some(first) = running.pop_first() {
+        finish(ctx, cfg, first, &mut running, &mut done).await?;
+    }
+    Ok(done.into_values().collect())
+}
+
+/// What computing a mart gave: its batches and plan, or the engine's error.
+type MartRun = std::result::Result<MartBatches, (Model, DataFusionError)>;
+
+/// The tables a model's SQL names (for the order of [`compute`]).
+fn referenced_tables(ctx: &SessionContext, m: &Model) -> Result<Vec<String>> {
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let statement = state
+        .sql_to_statement(&m.sql, &dialect)
+        .map_err(|e| model_error(m, e))?;
+    let refs = state
+        .resolve_table_references(&statement)
+        .map_err(|e| model_error(m, e))?;
+    Ok(refs.iter().map(|r| r.table().to_string()).collect())
+}
+
+/// Plan and compute one mart (a task of [`compute`]).
+async fn run_mart(ctx: SessionContext, explain: bool, m: Model) -> MartRun {
+    let t0 = std::time::Instant::now();
+    let computed = async {
+        let df = ctx.sql(&m.sql).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let plan = df.create_physical_plan().await?;
+        let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx()).await?;
+        Ok::<_, DataFusionError>((schema, plan, batches))
+    }
+    .await;
+    let (schema, plan, batches) = match computed {
+        Ok(c) => c,
+        Err(e) => return Err((m, e)),
+    };
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let (spills, spilled_bytes) = spilled(&plan);
+    if explain {
+        let what = format!("model `{}` ({}:{})", m.name, m.file, m.sql_at.0);
+        print_executed(&what, rows, t0, &plan);
+    }
+    tracing::info!(
+        mart = %m.name,
+        rows,
+        ms = t0.elapsed().as_millis() as u64,
+        spills,
+        spilled_bytes,
+        "mart computed"
+    );
+    Ok(MartBatches {
+        model: m,
+        schema,
+        batches,
+    })
+}
+
+/// Wait for the mart `i` of [`compute`] and register it. On an error, every other running mart
+/// is awaited first, and the failed ones are taken in declaration order: one out of memory
+/// beside others is computed again alone; the first that still fails is reported.
+async fn finish(
+    ctx: &SessionContext,
+    cfg: &Config,
+    (i, task): (usize, tokio::task::JoinHandle<MartRun>),
+    running: &mut std::collections::BTreeMap<usize, tokio::task::JoinHandle<MartRun>>,
+    done: &mut std::collections::BTreeMap<usize, MartBatches>,
+) -> Result<()> {
+    let mut outcomes = vec![(i, joined(task).await?)];
+    if outcomes[0].1.is_err() {
+        while let Some((j, t)) = running.pop_first() {
+            outcomes.push((j, joined(t).await?));
+        }
+        outcomes.sort_by_key(|(j, _)| *j);
+    }
+    for (j, outcome) in outcomes {
+        let outcome = match outcome {
+            Err((m, e)) if out_of_memory(&e) && MART_THREADS > 1 => {
+                tracing::info!(mart = %m.name, "out of memory beside other marts: computed again alone");
+                run_mart(ctx.clone(), cfg.engine.explain_analyze, m).await
+            }
+            other => other,
+        };
+        match outcome {
+            Ok(mart) => register_mart(ctx, j, mart, done)?,
+            Err((m, e)) if out_of_memory(&e) => return Err(memory_error(&m, &cfg.engine, e)),
+            Err((m, e)) => return Err(model_error(&m, e)),
+        }
+    }
+    Ok(())
+}
+
+async fn joined(task: tokio::task::JoinHandle<MartRun>) -> Result<MartRun> {
+    task.await
+        .map_err(|e| Error::Internal(format!("a mart's task failed: {e}")))
+}
+
+fn register_mart(
+    ctx: &SessionContext,
+    i: usize,
+    mart: MartBatches,
+    done: &mut std::collections::BTreeMap<usize, MartBatches>,
+) -> Result<()> {
+    ctx.register_table(
+        mart.model.name.as_str(),
+        mem_table(mart.schema.clone(), mart.batches.clone())?,
+    )?;
+    done.insert(i, mart);
+    Ok(())
 }
 
 /// Split `batches` by the value of their `period` column and write each period's file of

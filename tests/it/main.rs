@@ -10,6 +10,7 @@ mod config;
 mod crash;
 mod e2e;
 mod layers;
+mod marts_order;
 mod memory;
 mod month_ends;
 mod ranking;

@@ -1,0 +1,80 @@
+//! Marts are computed two at a time: one that reads another mart, directly or through a view,
+//! starts once that mart is computed, whatever the order its neighbours finish in.
+
+use crate::common::*;
+
+const CHAIN: &str = "description: Marts reading marts, for the order test.
+models:
+  - name: mart_a
+    description: Dossiers in the state per period.
+    sql: SELECT period, count(*) AS n FROM dossiers_state GROUP BY period
+    columns:
+      - { name: period, description: Period id. }
+      - { name: n, description: Dossiers. }
+  - name: twice_a
+    materialized: view
+    description: mart_a doubled.
+    sql: SELECT period, n * 2 AS n2 FROM mart_a
+    columns:
+      - { name: period, description: Period id. }
+      - { name: n2, description: Twice n. }
+  - name: mart_c
+    description: Through the view.
+    sql: SELECT period, n2 FROM twice_a
+    columns:
+      - { name: period, description: Period id. }
+      - { name: n2, description: Twice n. }
+  - name: mart_d
+    description: Two marts joined, one of them computed through a view.
+    sql: SELECT a.period, a.n + c.n2 AS n3 FROM mart_a a JOIN mart_c c ON a.period = c.period
+    columns:
+      - { name: period, description: Period id. }
+      - { name: n3, description: Three times n. }
+";
+
+#[test]
+fn a_mart_reading_another_is_computed_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = generate(dir.path(), "2022-01-01", "2022-02-28", "0.02")
+        .display()
+        .to_string();
+    let project = dir.path().join("project");
+    copy_tree(&repo().join("configs"), &project.join("configs"));
+    copy_tree(&repo().join("pipelines"), &project.join("pipelines"));
+    std::fs::write(project.join("pipelines/chain.yaml"), CHAIN).unwrap();
+    let config = project.join("configs/local.yaml");
+    let whs = dir.path().join("wh").display().to_string();
+    let out = bin_with(&config, &landing, &whs)
+        .args(["backfill", "--from", "2022-01-01", "--to", "2022-02-28"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
+    let out = bin_with(&config, &landing, &whs)
+        .args([
+            "sql",
+            "--format",
+            "csv",
+            "SELECT a.period, a.n, c.n2, d.n3 FROM mart_a a JOIN mart_c c USING (period) \
+             JOIN mart_d d USING (period) ORDER BY a.period",
+        ])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Vec<i64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').skip(1).map(|v| v.parse().unwrap()).collect())
+        .collect();
+    // January, February and the year.
+    assert_eq!(rows.len(), 3, "{csv}");
+    for r in &rows {
+        assert!(r[0] > 0, "{csv}");
+        assert_eq!((r[1], r[2]), (2 * r[0], 3 * r[0]), "{csv}");
+    }
+}
