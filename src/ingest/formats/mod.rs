@@ -89,14 +89,20 @@ pub fn field_index(source: &Source) -> FieldIndex {
 /// Text of a file, or why it is unreadable (not UTF-8, empty or only white space).
 pub fn text_of(bytes: &[u8]) -> Result<&str, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = std::str::from_utf8(bytes).map_err(|e| match e.error_len() {
-        // An incomplete sequence at the very end: the file was cut off.
-        None => format!(
-            "truncated: the file ends inside a UTF-8 character (byte {})",
-            e.valid_up_to() + 1
-        ),
-        Some(_) => format!("not UTF-8 text: {e}"),
-    })?;
+    // SIMD validation (every byte of the landing passes here: 4-7 GB/s a core against the
+    // standard library's 1.5 GB/s on Vietnamese text); the standard library's only to say where
+    // a file is not UTF-8.
+    let text = match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => std::str::from_utf8(bytes).map_err(|e| match e.error_len() {
+            // An incomplete sequence at the very end: the file was cut off.
+            None => format!(
+                "truncated: the file ends inside a UTF-8 character (byte {})",
+                e.valid_up_to() + 1
+            ),
+            Some(_) => format!("not UTF-8 text: {e}"),
+        })?,
+    };
     if text.trim().is_empty() {
         return Err(if bytes.is_empty() {
             "empty file (0 bytes)".into()
