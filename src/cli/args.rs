@@ -38,6 +38,9 @@ pub struct Cli {
     /// config's `memory_limit` (default 1 GiB).
     #[arg(long, global = true, env = "CCHC_MEMORY_LIMIT", value_parser = size)]
     pub memory_limit: Option<u64>,
+    /// Marts computed at once (1 to 16); overrides the config's `threads` (default 2).
+    #[arg(long, global = true, env = "CCHC_THREADS", value_parser = threads)]
+    pub threads: Option<usize>,
     /// Folder of the engine's spill files; overrides the config's `temp_dir`.
     #[arg(long, global = true, env = "CCHC_TEMP_DIR")]
     pub temp_dir: Option<String>,
@@ -254,6 +257,10 @@ pub fn day(s: &str) -> Result<NaiveDate, String> {
 
 fn size(text: &str) -> Result<u64, String> {
     config::memory_size(text)
+}
+
+fn threads(text: &str) -> Result<usize, String> {
+    config::parse_threads(text)
 }
 
 fn engine(text: &str) -> Result<String, String> {

@@ -32,6 +32,7 @@ fn overrides(cli: &Cli) -> Overrides {
         units: cli.units.clone(),
         memory_limit: cli.memory_limit,
         temp_dir: cli.temp_dir.clone(),
+        threads: cli.threads,
         engine: cli
             .engine
             .as_deref()

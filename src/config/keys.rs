@@ -106,6 +106,7 @@ impl FileKind {
                 "engine",
                 "memory_limit",
                 "temp_dir",
+                "threads",
                 "state_snapshots",
                 "serve",
             ],

@@ -521,13 +521,8 @@ pub struct MartBatches {
     pub batches: Vec<RecordBatch>,
 }
 
-/// How many marts a refresh computes at once (those that do not read each other): each query
-/// already runs on two partitions, but a mart's plan keeps both cores busy only part of the time
-/// (its scan and sort, then a single final aggregate), so a second mart fills the gaps.
-pub const MART_THREADS: usize = 2;
-
 /// Compute every model: views are created in declaration order, marts are computed (up to
-/// [`MART_THREADS`] at once, each as soon as the marts it reads, directly or through views, are
+/// `threads` of the engine at once, each as soon as the marts it reads, directly or through views, are
 /// done) and registered as in-memory tables for the models after them. Returns the marts in
 /// declaration order. A mart that runs out of memory beside another is computed again alone
 /// before it is reported; when several fail, the first in declaration order is reported.
@@ -538,7 +533,7 @@ pub async fn compute(ctx: &SessionContext, cfg: &Config) -> Result<Vec<MartBatch
     let mut running: std::collections::BTreeMap<usize, tokio::task::JoinHandle<MartRun>> =
         Default::default();
     let mut done: std::collections::BTreeMap<usize, MartBatches> = Default::default();
-    let threads = Arc::new(tokio::sync::Semaphore::new(MART_THREADS));
+    let threads = Arc::new(tokio::sync::Semaphore::new(cfg.engine.threads.max(1)));
     for (i, m) in models.iter().enumerate() {
         let mut need = std::collections::BTreeSet::new();
         for name in referenced_tables(ctx, m)? {
@@ -649,7 +644,7 @@ async fn finish(
     }
     for (j, outcome) in outcomes {
         let outcome = match outcome {
-            Err((m, e)) if out_of_memory(&e) && MART_THREADS > 1 => {
+            Err((m, e)) if out_of_memory(&e) && cfg.engine.threads > 1 => {
                 tracing::info!(mart = %m.name, "out of memory beside other marts: computed again alone");
                 run_mart(ctx.clone(), cfg.engine.explain_analyze, m).await
             }

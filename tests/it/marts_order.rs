@@ -1,5 +1,6 @@
-//! Marts are computed two at a time: one that reads another mart, directly or through a view,
-//! starts once that mart is computed, whatever the order its neighbours finish in.
+//! Marts are computed `threads` at a time: one that reads another mart, directly or through a view,
+//! starts once that mart is computed, whatever the order its neighbours finish in; one at a time
+//! gives the same figures; a `threads` out of range is refused.
 
 use crate::common::*;
 
@@ -50,31 +51,64 @@ fn a_mart_reading_another_is_computed_after_it() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
+    let figures = || -> Vec<Vec<i64>> {
+        let out = bin_with(&config, &landing, &whs)
+            .args([
+                "sql",
+                "--format",
+                "csv",
+                "SELECT a.period, a.n, c.n2, d.n3 FROM mart_a a JOIN mart_c c USING (period) \
+                 JOIN mart_d d USING (period) ORDER BY a.period",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').skip(1).map(|v| v.parse().unwrap()).collect())
+            .collect()
+    };
+    let rows = figures();
+    // January, February and the year.
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for r in &rows {
+        assert!(r[0] > 0, "{rows:?}");
+        assert_eq!((r[1], r[2]), (2 * r[0], 3 * r[0]), "{rows:?}");
+    }
+
+    // One at a time (`--threads 1`): the same figures.
     let out = bin_with(&config, &landing, &whs)
-        .args([
-            "sql",
-            "--format",
-            "csv",
-            "SELECT a.period, a.n, c.n2, d.n3 FROM mart_a a JOIN mart_c c USING (period) \
-             JOIN mart_d d USING (period) ORDER BY a.period",
-        ])
+        .args(["--threads", "1", "refresh", "--full"])
         .output()
         .unwrap();
-    let csv = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
+    assert_eq!(figures(), rows);
+
+    // Out of range, as a flag or a config key: refused, naming the range.
+    let out = bin_with(&config, &landing, &whs)
+        .args(["--threads", "0", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 to 16"));
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}threads: 17\n")).unwrap();
+    let out = bin_with(&config, &landing, &whs)
+        .arg("validate")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains(
+            "error[C002]: `threads`: `17` is not a number of marts computed at once: 1 to 16"
+        ),
+        "{stderr}"
     );
-    let rows: Vec<Vec<i64>> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').skip(1).map(|v| v.parse().unwrap()).collect())
-        .collect();
-    // January, February and the year.
-    assert_eq!(rows.len(), 3, "{csv}");
-    for r in &rows {
-        assert!(r[0] > 0, "{csv}");
-        assert_eq!((r[1], r[2]), (2 * r[0], 3 * r[0]), "{csv}");
-    }
 }
