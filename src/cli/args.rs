@@ -38,7 +38,8 @@ pub struct Cli {
     /// config's `memory_limit` (default 1 GiB).
     #[arg(long, global = true, env = "CCHC_MEMORY_LIMIT", value_parser = size)]
     pub memory_limit: Option<u64>,
-    /// Marts computed at once (1 to 16); overrides the config's `threads` (default 2).
+    /// Marts computed at once (1 to 16); overrides the config's `threads` (default: 2 from all
+    /// of staging, 1 from month-end snapshots).
     #[arg(long, global = true, env = "CCHC_THREADS", value_parser = threads)]
     pub threads: Option<usize>,
     /// Folder of the engine's spill files; overrides the config's `temp_dir`.

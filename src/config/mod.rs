@@ -202,17 +202,26 @@ pub struct EngineConfig {
     /// `--explain-analyze`: print each mart's executed plan with its operators' rows, times,
     /// memory and spills (to stderr), so a slow model is found without a profiler.
     pub explain_analyze: bool,
-    /// `threads` (default [`DEFAULT_THREADS`]): marts computed at once, like dbt's `threads`
-    /// (see `crate::warehouse::models::compute`).
-    pub threads: usize,
+    /// `threads`: marts computed at once, like dbt's `threads` (see
+    /// `crate::warehouse::models::compute`); `None`: chosen per refresh ([`auto_threads`]).
+    pub threads: Option<usize>,
     /// `state_snapshots` (default true): refreshes keep and read month-end state snapshots
     /// (`crate::warehouse::snapshots`); false: every refresh reads all of staging.
     pub state_snapshots: bool,
 }
 
-/// Marts computed at once unless `threads` says otherwise: a mart's query keeps two cores busy
-/// only part of the time, and a second one fills the gaps (the year's marts 3.2–3.6 → 2.9–3.1 s).
-pub const DEFAULT_THREADS: usize = 2;
+/// Marts computed at once when `threads` is not set: two when they read the state from all of
+/// staging (a backfill, `refresh --full`): a mart's query keeps both cores busy only part of the
+/// time and a second one fills the gaps (the year's marts 3.2–3.6 → 2.9–3.1 s); one when they read
+/// month-end snapshots (a daily run): such marts are small, and beside each other they only split
+/// the memory pool's fair shares and spill (a daily run 0.87–0.93 s one at a time, 0.99–1.05 s
+/// two at a time, same binary, alternating runs).
+pub fn auto_threads(from_snapshots: bool) -> usize {
+    match from_snapshots {
+        true => 1,
+        false => 2,
+    }
+}
 
 /// A `threads` value (config key, `CCHC_THREADS`, `--threads`): 1 to 16.
 pub fn parse_threads(text: &str) -> std::result::Result<usize, String> {
@@ -677,13 +686,13 @@ fn load_collecting(
         }),
         (None, None) => None,
     };
-    let threads = overrides.threads.unwrap_or_else(|| match &env.threads {
-        None => DEFAULT_THREADS,
+    let threads = overrides.threads.or_else(|| match &env.threads {
+        None => None,
         Some(v) => match parse_threads(&v.value.to_string()) {
-            Ok(n) => n,
+            Ok(n) => Some(n),
             Err(why) => {
                 diags.at("C002", &file, v, format!("`threads`: {why}"));
-                DEFAULT_THREADS
+                None
             }
         },
     });

@@ -28,7 +28,7 @@ pub struct RawEnv {
     pub memory_limit: Option<Spanned<String>>,
     /// Folder of the engine's spill files, relative to this file; default the system's.
     pub temp_dir: Option<Spanned<String>>,
-    /// Marts computed at once (1 to 16); default 2.
+    /// Marts computed at once (1 to 16); default 2 from all of staging, 1 from snapshots.
     pub threads: Option<Spanned<i64>>,
     /// Keep month-end state snapshots so that a daily run reads one snapshot and the versions
     /// after it instead of all of staging; default true.

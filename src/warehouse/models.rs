@@ -522,18 +522,24 @@ pub struct MartBatches {
 }
 
 /// Compute every model: views are created in declaration order, marts are computed (up to
-/// `threads` of the engine at once, each as soon as the marts it reads, directly or through views, are
+/// `threads` at once, each as soon as the marts it reads, directly or through views, are
 /// done) and registered as in-memory tables for the models after them. Returns the marts in
 /// declaration order. A mart that runs out of memory beside another is computed again alone
 /// before it is reported; when several fail, the first in declaration order is reported.
-pub async fn compute(ctx: &SessionContext, cfg: &Config) -> Result<Vec<MartBatches>> {
+pub async fn compute(
+    ctx: &SessionContext,
+    cfg: &Config,
+    threads: usize,
+) -> Result<Vec<MartBatches>> {
     let models = &cfg.models;
     // For each model, the marts it reads (through views too).
     let mut reads: Vec<std::collections::BTreeSet<usize>> = Vec::new();
     let mut running: std::collections::BTreeMap<usize, tokio::task::JoinHandle<MartRun>> =
         Default::default();
     let mut done: std::collections::BTreeMap<usize, MartBatches> = Default::default();
-    let threads = Arc::new(tokio::sync::Semaphore::new(cfg.engine.threads.max(1)));
+    let alone = threads <= 1;
+    tracing::info!(threads, "marts computed {threads} at a time");
+    let threads = Arc::new(tokio::sync::Semaphore::new(threads.max(1)));
     for (i, m) in models.iter().enumerate() {
         let mut need = std::collections::BTreeSet::new();
         for name in referenced_tables(ctx, m)? {
@@ -548,7 +554,7 @@ pub async fn compute(ctx: &SessionContext, cfg: &Config) -> Result<Vec<MartBatch
         }
         for j in &need {
             if let Some(h) = running.remove(j) {
-                finish(ctx, cfg, (*j, h), &mut running, &mut done).await?;
+                finish(ctx, (cfg, alone), (*j, h), &mut running, &mut done).await?;
             }
         }
         reads.push(need);
@@ -568,7 +574,7 @@ pub async fn compute(ctx: &SessionContext, cfg: &Config) -> Result<Vec<MartBatch
         }
     }
     while let Some(first) = running.pop_first() {
-        finish(ctx, cfg, first, &mut running, &mut done).await?;
+        finish(ctx, (cfg, alone), first, &mut running, &mut done).await?;
     }
     Ok(done.into_values().collect())
 }
@@ -630,7 +636,7 @@ async fn run_mart(ctx: SessionContext, explain: bool, m: Model) -> MartRun {
 /// beside others is computed again alone; the first that still fails is reported.
 async fn finish(
     ctx: &SessionContext,
-    cfg: &Config,
+    (cfg, alone): (&Config, bool),
     (i, task): (usize, tokio::task::JoinHandle<MartRun>),
     running: &mut std::collections::BTreeMap<usize, tokio::task::JoinHandle<MartRun>>,
     done: &mut std::collections::BTreeMap<usize, MartBatches>,
@@ -644,7 +650,7 @@ async fn finish(
     }
     for (j, outcome) in outcomes {
         let outcome = match outcome {
-            Err((m, e)) if out_of_memory(&e) && cfg.engine.threads > 1 => {
+            Err((m, e)) if out_of_memory(&e) && !alone => {
                 tracing::info!(mart = %m.name, "out of memory beside other marts: computed again alone");
                 run_mart(ctx.clone(), cfg.engine.explain_analyze, m).await
             }

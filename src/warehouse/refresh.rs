@@ -66,7 +66,12 @@ pub async fn refresh_marts(
         .branches(&ctx, cfg, wh, &published, &stale)
         .await?;
     super::models::replace_state_views(&ctx, cfg, !units.changes.is_empty(), &branches).await?;
-    let marts = super::models::compute(&ctx, cfg).await?;
+    let from_snapshots = branches.values().flatten().any(|b| b.input.is_some());
+    let threads = cfg
+        .engine
+        .threads
+        .unwrap_or_else(|| crate::config::auto_threads(from_snapshots));
+    let marts = super::models::compute(&ctx, cfg, threads).await?;
     for m in &marts {
         super::models::write_periods(wh, run_id, &m.model.name, &m.schema, &m.batches, &stale)
             .await?;

@@ -36,7 +36,7 @@ models:
 #[test]
 fn a_mart_reading_another_is_computed_after_it() {
     let dir = tempfile::tempdir().unwrap();
-    let landing = generate(dir.path(), "2022-01-01", "2022-02-28", "0.02")
+    let landing = generate(dir.path(), "2022-01-01", "2022-03-31", "0.02")
         .display()
         .to_string();
     let project = dir.path().join("project");
@@ -46,11 +46,14 @@ fn a_mart_reading_another_is_computed_after_it() {
     let config = project.join("configs/local.yaml");
     let whs = dir.path().join("wh").display().to_string();
     let out = bin_with(&config, &landing, &whs)
-        .args(["backfill", "--from", "2022-01-01", "--to", "2022-02-28"])
+        .args(["backfill", "--from", "2022-01-01", "--to", "2022-03-31"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
+    // From all of staging (a backfill of more than two months writes no snapshot): two at a
+    // time by default.
+    assert!(stderr.contains("marts computed 2 at a time"), "{stderr}");
     let figures = || -> Vec<Vec<i64>> {
         let out = bin_with(&config, &landing, &whs)
             .args([
@@ -74,12 +77,24 @@ fn a_mart_reading_another_is_computed_after_it() {
             .collect()
     };
     let rows = figures();
-    // January, February and the year.
-    assert_eq!(rows.len(), 3, "{rows:?}");
+    // January to March and the year.
+    assert_eq!(rows.len(), 4, "{rows:?}");
     for r in &rows {
         assert!(r[0] > 0, "{rows:?}");
         assert_eq!((r[1], r[2]), (2 * r[0], 3 * r[0]), "{rows:?}");
     }
+
+    // A daily run reads month-end snapshots (this one writes February's): one at a time by
+    // default, the same figures.
+    let out = bin_with(&config, &landing, &whs)
+        .args(["run", "--date", "2022-03-31"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
+    assert!(stderr.contains("marts computed 1 at a time"), "{stderr}");
+    assert!(stderr.contains("state snapshot written"), "{stderr}");
+    assert_eq!(figures(), rows);
 
     // One at a time (`--threads 1`): the same figures.
     let out = bin_with(&config, &landing, &whs)
@@ -88,6 +103,7 @@ fn a_mart_reading_another_is_computed_after_it() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
+    assert!(stderr.contains("marts computed 1 at a time"), "{stderr}");
     assert_eq!(figures(), rows);
 
     // Out of range, as a flag or a config key: refused, naming the range.
