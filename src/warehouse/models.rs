@@ -561,11 +561,16 @@ pub async fn compute(
         match m.materialized {
             Materialized::View => create_view(ctx, m).await?,
             Materialized::Table => {
-                // Started in declaration order: the semaphore is fair.
-                let permit = threads.clone();
+                // Started in declaration order: the permit is taken here, as soon as a running
+                // mart (any) has finished, and released when this one has.
+                let permit = threads
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| Error::Internal(format!("the marts' semaphore: {e}")))?;
                 let task = run_mart(ctx.clone(), cfg.engine.explain_analyze, m.clone());
                 let task = async move {
-                    let _permit = permit.acquire_owned().await;
+                    let _permit = permit;
                     task.await
                 };
                 let span = tracing::Span::current();
