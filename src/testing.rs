@@ -278,11 +278,7 @@ async fn run_unit_test(cfg: &Config, t: &UnitTest) -> std::result::Result<(), St
     models::register_views(&ctx, cfg, None, &refs, Some(&units))
         .await
         .map_err(|e| e.to_string())?;
-    let threads = cfg
-        .engine
-        .threads
-        .unwrap_or(crate::config::auto_threads(false));
-    models::compute(&ctx, cfg, threads)
+    models::compute(&ctx, cfg, cfg.engine.threads_for(false))
         .await
         .map_err(|e| e.to_string())?;
     let ev = checks::evaluate(&ctx, cfg, &refs, &units)

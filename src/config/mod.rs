@@ -203,23 +203,22 @@ pub struct EngineConfig {
     /// memory and spills (to stderr), so a slow model is found without a profiler.
     pub explain_analyze: bool,
     /// `threads`: marts computed at once, like dbt's `threads` (see
-    /// `crate::warehouse::models::compute`); `None`: chosen per refresh ([`auto_threads`]).
+    /// `crate::warehouse::models::compute`); `None`: chosen per refresh ([`EngineConfig::threads_for`]).
     pub threads: Option<usize>,
     /// `state_snapshots` (default true): refreshes keep and read month-end state snapshots
     /// (`crate::warehouse::snapshots`); false: every refresh reads all of staging.
     pub state_snapshots: bool,
 }
 
-/// Marts computed at once when `threads` is not set: two when they read the state from all of
-/// staging (a backfill, `refresh --full`): a mart's query keeps both cores busy only part of the
-/// time and a second one fills the gaps (the year's marts 3.2–3.6 → 2.9–3.1 s); one when they read
-/// month-end snapshots (a daily run): such marts are small, and beside each other they only split
-/// the memory pool's fair shares and spill (a daily run 0.87–0.93 s one at a time, 0.99–1.05 s
-/// two at a time, same binary, alternating runs).
-pub fn auto_threads(from_snapshots: bool) -> usize {
-    match from_snapshots {
-        true => 1,
-        false => 2,
+impl EngineConfig {
+    /// Marts computed at once: `threads` when set; else two when they read the state from all
+    /// of staging (a backfill, `refresh --full`): a mart's query keeps both cores busy only part
+    /// of the time and a second one fills the gaps (the year's marts 3.2–3.6 → 2.9–3.1 s); one
+    /// when they read month-end snapshots (a daily run): such marts are small, and beside each
+    /// other they only split the memory pool's fair shares and spill (a daily run 0.87–0.93 s one
+    /// at a time, 0.99–1.05 s two at a time, same binary, alternating runs).
+    pub fn threads_for(&self, from_snapshots: bool) -> usize {
+        self.threads.unwrap_or(if from_snapshots { 1 } else { 2 })
     }
 }
 

@@ -185,8 +185,13 @@ async fn checksum_with(
         .get(&entry.location)
         .await
         .map_err(|e| format!("cannot read the file: {e}"))?;
+    Ok(hashed(bytes, sum))
+}
+
+/// The bytes read and their checksum.
+fn hashed(bytes: bytes::Bytes, sum: Checksum) -> (bytes::Bytes, String) {
     let hex = sum.hex(&bytes);
-    Ok((bytes, hex))
+    (bytes, hex)
 }
 
 /// [`checksum`] from a thread that may block (the ingest's workers): a local file is read by the
@@ -199,10 +204,7 @@ pub fn checksum_blocking(
     // `file` is set only for an entry without a problem.
     match &entry.file {
         Some(file) => std::fs::read(file)
-            .map(|b| {
-                let hex = Checksum::Blake3.hex(&b);
-                (b.into(), hex)
-            })
+            .map(|b| hashed(b.into(), Checksum::Blake3))
             .map_err(|e| format!("cannot read the file: {e}")),
         None => rt.block_on(checksum(landing, entry)),
     }

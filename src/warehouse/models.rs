@@ -584,7 +584,7 @@ pub async fn compute(
     Ok(done.into_values().collect())
 }
 
-/// What computing a mart gave: its batches and plan, or the engine's error.
+/// What computing a mart gave: the mart, or its model and the engine's error.
 type MartRun = std::result::Result<MartBatches, (Model, DataFusionError)>;
 
 /// The tables a model's SQL names (for the order of [`compute`]).

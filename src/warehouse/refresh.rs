@@ -67,11 +67,7 @@ pub async fn refresh_marts(
         .await?;
     super::models::replace_state_views(&ctx, cfg, !units.changes.is_empty(), &branches).await?;
     let from_snapshots = branches.values().flatten().any(|b| b.input.is_some());
-    let threads = cfg
-        .engine
-        .threads
-        .unwrap_or_else(|| crate::config::auto_threads(from_snapshots));
-    let marts = super::models::compute(&ctx, cfg, threads).await?;
+    let marts = super::models::compute(&ctx, cfg, cfg.engine.threads_for(from_snapshots)).await?;
     for m in &marts {
         super::models::write_periods(wh, run_id, &m.model.name, &m.schema, &m.batches, &stale)
             .await?;
