@@ -2,8 +2,8 @@
 # make bench, part 3: the daily run, and the guard of every optimisation: the year's
 # target_results compared with a reference.
 # - The next day, as every day in production (a new day: recomputes December and the year), on
-#   fresh copies of a warehouse of the year up to the day before, RUNS times: a day within the
-#   month, and the month's last day (see below).
+#   fresh copies of a warehouse of the year up to the day before, RUNS times: a month's first
+#   day, a day within the month, and the month's last day (see below).
 # - Runs again on the year's warehouse (bench/out/wh of bench/ingest.sh): of the year's last day
 #   (re-ingests that day; the first run after the backfill also writes the snapshot the next
 #   ones read) and of a mid-year day (recomputes July to December and the year from all of
@@ -20,11 +20,17 @@ OUT="bench/out"; LANDING="$OUT/landing-$SCALE-$FROM-$TO"; WH="$OUT/wh"
 [ -d "$WH/ledger" ] || { echo "no year warehouse in $WH: run bench/ingest.sh first" >&2; exit 1; }
 . bench/common.sh
 ENV=(env CCHC_PII_KEY=bench-key-0123456789)
-# Days of December (for TO = 2022-12-31): the year is backfilled to the 14th, the 15th runs as a
-# daily run (it writes a month-end snapshot: the first daily run after a backfill does), then the
-# 16th is measured (a day within a month); the 16th..30th are backfilled and the 31st is
-# measured (the last day of a month: December is over, the run writes November's snapshot).
-read -r D14 D15 D16 D30 <<<"$(python3 -c "import datetime as d; t=d.date.fromisoformat('$TO'); print(*(t-d.timedelta(n) for n in (17, 16, 15, 1)))")"
+# Days (for TO = 2022-12-31): the year is backfilled to October 31, November 1st runs as a daily
+# run (it writes October's month-end snapshot, from all of staging: the first daily run after a
+# backfill does), and November is backfilled. Then, each measured on fresh copies: December 1st
+# (a month's first day: it writes November's snapshot from October's and November's versions),
+# December 16th (a day within a month: November's snapshot and December's versions, once the
+# 1st has run and the 2nd..15th are backfilled), and December 31st (a month's last day, once
+# the 16th..30th are backfilled).
+read -r P2E P1F P1F2 P1E F F2 D15 D16 D30 <<<"$(python3 -c "
+import datetime as d
+t = d.date.fromisoformat('$TO'); f = t.replace(day=1); p1e = f - d.timedelta(1); p1f = p1e.replace(day=1)
+print(p1f - d.timedelta(1), p1f, p1f + d.timedelta(1), p1e, f, f + d.timedelta(1), *(t - d.timedelta(n) for n in (16, 15, 1)))")"
 next_day() { # label, day: RUNS runs of `run --date day` on fresh copies of $OUT/wh-next
   local T=() M=() r t m
   for i in $(seq "$RUNS"); do
@@ -36,10 +42,15 @@ next_day() { # label, day: RUNS runs of `run --date day` on fresh copies of $OUT
     "$(printf '%s\n' "${T[@]}" | median)" "$(printf '%s\n' "${M[@]}" | median)" "${T[*]}"
 }
 rm -rf "$OUT/wh-next" "$OUT/wh-next-run"
-"${ENV[@]}" "$BIN" --quiet --warehouse "$OUT/wh-next" --landing "$LANDING" backfill --from "$FROM" --to "$D14" >/dev/null || [ $? -eq 1 ]
-"${ENV[@]}" "$BIN" --quiet --warehouse "$OUT/wh-next" --landing "$LANDING" run --date "$D15" >/dev/null || [ $? -eq 1 ]
+step() { "${ENV[@]}" "$BIN" --quiet --warehouse "$OUT/wh-next" --landing "$LANDING" "$@" >/dev/null || [ $? -eq 1 ]; }
+step backfill --from "$FROM" --to "$P2E"
+step run --date "$P1F"
+step backfill --from "$P1F2" --to "$P1E"
+next_day "a month's first day" "$F"
+step run --date "$F"
+step backfill --from "$F2" --to "$D15"
 next_day "a day within the month" "$D16"
-"${ENV[@]}" "$BIN" --quiet --warehouse "$OUT/wh-next" --landing "$LANDING" backfill --from "$D16" --to "$D30" >/dev/null || [ $? -eq 1 ]
+step backfill --from "$D16" --to "$D30"
 next_day "the month's last day" "$TO"
 "$BIN" --quiet --warehouse "$OUT/wh-next-run" --landing "$LANDING" sql --format json "SELECT * FROM target_results" | sort > "$OUT/target_results.next"
 rm -rf "$OUT/wh-next" "$OUT/wh-next-run"

@@ -35,7 +35,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::models::{mem_table, print_executed, register_listing};
 use super::periods::{changed_since, Period};
-use super::state::{holds_on, versions_sql, Branch};
+use super::state::{holds_on, versions_after_sql, versions_sql, Branch, SnapshotInput};
 use crate::base::error::{Error, Result};
 use crate::base::text::ident;
 use crate::config::{Config, PeriodKind, Source, Versioning, META_COLUMNS};
@@ -79,12 +79,14 @@ pub struct Plan {
 
 impl Plan {
     /// The usable snapshots: published (`state/_snapshots.json`), and no day on or before their
-    /// month's end ingested since (the rule that makes a period stale). And the month to write,
-    /// so that the next runs find a snapshot at most a month before the newest month that is
-    /// over (F): none when F or the month before it has a usable snapshot (a daily run within a
-    /// month, or a month's last day run again); else the month before F (else F). Not when that
-    /// would read all of staging in a refresh of more than two months (a backfill, a repair):
-    /// there it would cost as much as the marts; the next daily run writes it.
+    /// month's end ingested since (the rule that makes a period stale). And the month to write:
+    /// the newest month that is over with a later day ingested (M), unless M's snapshot is
+    /// usable; so the first run of a month writes the month before it, and the month's other
+    /// days read it and their own month's versions. A month's last day does not write its own
+    /// month: it is the day most often run again (late files), which would make the snapshot
+    /// out of date at once. Not when M would come from all of staging in a refresh that
+    /// recomputes more than two months (a backfill, a repair): there it would cost as much as
+    /// the marts; the next daily run writes it.
     /// Without `state_snapshots`, nothing is usable and nothing is written.
     pub async fn new(
         cfg: &Config,
@@ -136,13 +138,16 @@ impl Plan {
             commits,
             write: None,
         };
-        let months: Vec<&Period> = all
+        // M: the newest month that is over with a later day ingested. Its last day (the one
+        // most often run again, for late files) is behind, and the next month's daily runs
+        // read M's snapshot and their own month's versions.
+        let newest = all.iter().map(|p| p.as_of).max();
+        let m = all
             .iter()
-            .filter(|p| p.kind == PeriodKind::Month && p.is_final)
-            .collect();
-        let has = |end: NaiveDate| plan.usable.values().any(|m| m.contains_key(&end));
-        let recent = &months[months.len().saturating_sub(2)..];
-        if let Some(m) = recent.first() {
+            .filter(|p| p.kind == PeriodKind::Month && p.is_final && Some(p.end) < newest)
+            .max_by_key(|p| p.end);
+        if let Some(m) = m {
+            let usable = plan.usable.values().any(|u| u.contains_key(&m.end));
             let from_all = plan
                 .usable
                 .values()
@@ -151,9 +156,8 @@ impl Plan {
                 .iter()
                 .filter(|p| p.kind == PeriodKind::Month && p.is_final)
                 .count();
-            let covered = recent.iter().any(|p| has(p.end));
-            if !(covered || from_all && recomputed > 2) {
-                plan.write = Some((*m).clone());
+            if !(usable || from_all && recomputed > 2) {
+                plan.write = Some(m.clone());
             }
         }
         Ok(plan)
@@ -187,7 +191,7 @@ impl Plan {
             let t0 = std::time::Instant::now();
             let base = self.base(&source.name, month.end).cloned();
             let input = register_input(ctx, wh, published, source, base.as_ref()).await?;
-            let sql = write_sql(source, month.end, input.as_deref());
+            let sql = write_sql(source, month.end, input.as_ref());
             let schema = staging_schema(source);
             let props = writer_props(source);
             let file = format!("{}/{}", folder(&source.name, &month.id), part_name(run_id));
@@ -313,7 +317,7 @@ fn writer_props(source: &Source) -> WriterProperties {
 /// the whole rows of `input`. Sorting only the identities costs a fraction of sorting whole rows.
 /// Versions after `end` cannot change the state as of `end` (they only give the newest version
 /// a `valid_to` after it), so they are not read.
-fn write_sql(source: &Source, end: NaiveDate, input: Option<&str>) -> String {
+fn write_sql(source: &Source, end: NaiveDate, input: Option<&SnapshotInput>) -> String {
     let identity: Vec<String> = source
         .key
         .iter()
@@ -321,11 +325,23 @@ fn write_sql(source: &Source, end: NaiveDate, input: Option<&str>) -> String {
         .chain(META_COLUMNS)
         .map(ident)
         .collect();
-    let t = format!(
-        "(SELECT * FROM {} WHERE extract_date <= DATE '{end}')",
-        ident(input.unwrap_or(&source.name))
-    );
-    let narrow = format!("(SELECT {} FROM {t})", identity.join(", "));
+    let until = |t: &str| format!("(SELECT * FROM {t} WHERE extract_date <= DATE '{end}')");
+    let narrow = |t: &str| format!("(SELECT {} FROM {t})", identity.join(", "));
+    let (t, versions) = match input {
+        None => {
+            let t = until(&ident(&source.name));
+            let versions = versions_sql(source, &narrow(&t), false);
+            (t, versions)
+        }
+        Some(i) => {
+            let (snap, after) = (ident(&i.snapshot), until(&ident(&i.after)));
+            let versions = versions_after_sql(source, &narrow(&snap), &narrow(&after), false);
+            (
+                format!("(SELECT * FROM {snap} UNION ALL SELECT * FROM {after})"),
+                versions,
+            )
+        }
+    };
     let on = identity
         .iter()
         .map(|c| format!("i.{c} = s.{c}"))
@@ -340,9 +356,8 @@ fn write_sql(source: &Source, end: NaiveDate, input: Option<&str>) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "SELECT {cols} FROM (SELECT {} FROM ({}) v WHERE {}) s JOIN {t} i ON {on}",
+        "SELECT {cols} FROM (SELECT {} FROM ({versions}) v WHERE {}) s JOIN {t} i ON {on}",
         identity.join(", "),
-        versions_sql(source, &narrow, false),
         holds_on("v", &format!("DATE '{end}'"))
     )
 }
@@ -353,34 +368,34 @@ fn month_end(month: &str) -> Option<NaiveDate> {
     first.checked_add_months(chrono::Months::new(1))?.pred_opt()
 }
 
-/// Register the input of a branch from `base`: a view of the snapshot's rows and the source's
-/// staged versions after its month. `None` (no snapshot): all of staging, the versions view.
+/// Register the input of a branch from `base`: the snapshot's rows and the source's staged
+/// versions after its month, as two tables. `None` (no snapshot): all of staging.
 async fn register_input(
     ctx: &SessionContext,
     wh: &Location,
     published: &Published,
     source: &Source,
     base: Option<&Snapshot>,
-) -> Result<Option<String>> {
+) -> Result<Option<SnapshotInput>> {
     let Some(base) = base else {
         return Ok(None);
     };
     let end = month_end(&base.month)
         .ok_or_else(|| Error::Internal(format!("bad snapshot month {}", base.month)))?;
-    let name = format!("_state_{}_{}", source.name, base.month);
-    if ctx.table_exist(name.as_str())? {
-        return Ok(Some(name));
+    let input = SnapshotInput {
+        snapshot: format!("_snapshot_{}_{}", source.name, base.month),
+        after: format!("_after_{}_{}", source.name, base.month),
+    };
+    if ctx.table_exist(input.snapshot.as_str())? {
+        return Ok(Some(input));
     }
     let schema = staging_schema(source);
-    let snap = format!("_snapshot_{}_{}", source.name, base.month);
     let file = wh.path(&base.file);
     let meta = wh
         .store
         .head(&file)
         .await
         .map_err(|e| Error::io(format!("cannot read {}/{}", wh.display, base.file), e))?;
-    register_listing(ctx, wh, &snap, vec![meta], schema.clone())?;
-    let after = format!("_after_{}_{}", source.name, base.month);
     let staged: Vec<_> = published
         .current(wh, wh.list(&format!("staging/{}", source.name)).await?)
         .into_iter()
@@ -393,18 +408,13 @@ async fn register_input(
         })
         .collect();
     if staged.is_empty() {
-        ctx.register_table(after.as_str(), mem_table(schema, vec![])?)?;
+        ctx.register_table(input.after.as_str(), mem_table(schema.clone(), vec![])?)?;
     } else {
-        register_listing(ctx, wh, &after, staged, schema)?;
+        register_listing(ctx, wh, &input.after, staged, schema.clone())?;
     }
-    ctx.sql(&format!(
-        "CREATE VIEW {} AS SELECT * FROM {} UNION ALL SELECT * FROM {}",
-        ident(&name),
-        ident(&snap),
-        ident(&after)
-    ))
-    .await?;
-    Ok(Some(name))
+    // The snapshot last: its name says the input is registered.
+    register_listing(ctx, wh, &input.snapshot, vec![meta], schema)?;
+    Ok(Some(input))
 }
 
 #[cfg(test)]

@@ -37,9 +37,19 @@ pub struct Branch {
     /// The periods it serves; `None`: every period of the `periods` table.
     pub periods: Option<Vec<String>>,
     /// The versions it reads: `None`, the source's `<source>_versions` view (all of staging);
-    /// `Some(table)`, the versions computed by the same rule over `table`, which holds a month-end
-    /// snapshot and every staged version after it (see [`super::snapshots`]).
-    pub input: Option<String>,
+    /// `Some(input)`, a month-end snapshot and every staged version after it (see
+    /// [`super::snapshots`] and [`versions_after_snapshot_sql`]).
+    pub input: Option<SnapshotInput>,
+}
+
+/// A month-end snapshot of a source and the versions staged after its month, as two tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInput {
+    /// The snapshot's rows: the staging columns of the versions in the state as of the month's
+    /// last day, one per entity.
+    pub snapshot: String,
+    /// Every staged version with an extract day after the month.
+    pub after: String,
 }
 
 impl Branch {
@@ -61,7 +71,7 @@ pub fn holds_on(v: &str, day: &str) -> String {
 pub fn branch_from(source: &Source, b: &Branch) -> String {
     let versions = match &b.input {
         None => ident(&versions_view(source)),
-        Some(input) => format!("({})", versions_sql(source, &ident(input), true)),
+        Some(input) => format!("({})", versions_after_snapshot_sql(source, input)),
     };
     state_from(b.periods.as_deref(), &versions)
 }
@@ -234,6 +244,59 @@ pub fn versions_sql(source: &Source, t: &str, derived: bool) -> String {
             )
         }
     }
+}
+
+/// The versions of a source over a month-end snapshot and the versions staged after it: the
+/// rows [`versions_sql`] gives over the union of both tables, without sorting the snapshot.
+///
+/// For `latest`, every version after the month follows every snapshot row, so the rule over the
+/// versions after the month alone gives them their `valid_to`, and a snapshot row's `valid_to`
+/// (the extract day of the next version of its entity) is the earliest extract day of its
+/// entity after the month (null keys never equal, as in the rule's window). This reads the
+/// snapshot once and sorts only the versions after it: a daily run's snapshot is most of the
+/// rows. Other versionings apply their rule to the union.
+pub fn versions_after_snapshot_sql(source: &Source, input: &SnapshotInput) -> String {
+    versions_after_sql(source, &ident(&input.snapshot), &ident(&input.after), true)
+}
+
+/// [`versions_after_snapshot_sql`] over the relations `snap` and `after` (names or
+/// parenthesised queries with the staging columns, or only the key and metadata columns when
+/// not `derived`; see [`versions_sql`]).
+pub fn versions_after_sql(source: &Source, snap: &str, after: &str, derived: bool) -> String {
+    if source.versioning != Versioning::Latest {
+        let union = format!("(SELECT * FROM {snap} UNION ALL SELECT * FROM {after})");
+        return versions_sql(source, &union, derived);
+    }
+    let derived_cols = if derived {
+        source
+            .derived
+            .iter()
+            .map(|d| format!(", {} AS {}", d.sql, ident(&d.name)))
+            .collect::<String>()
+    } else {
+        String::new()
+    };
+    let keys: Vec<String> = source.key.iter().map(|k| ident(k)).collect();
+    let next_keys = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{k} AS _next_k{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let on = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("s.{k} = n._next_k{i}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!(
+        "SELECT s.*, s.extract_date AS valid_from, n._next_day AS valid_to \
+         FROM (SELECT *{derived_cols} FROM {snap}) s LEFT JOIN \
+         (SELECT {next_keys}, min(extract_date) AS _next_day FROM {after} GROUP BY {group}) n \
+         ON {on} UNION ALL {rest}",
+        group = keys.join(", "),
+        rest = versions_sql(source, after, derived)
+    )
 }
 
 /// `<f>(k) OVER w <op> k` for every key column `k`, joined by `AND`: whether the row before

@@ -125,7 +125,7 @@ fn written(stderr: &str) -> Vec<String> {
 #[test]
 fn daily_runs_over_snapshots_give_the_rows_of_runs_over_all_of_staging() {
     let dir = tempfile::tempdir().unwrap();
-    let landing = generate(dir.path(), "2022-01-01", "2022-04-04", "0.02")
+    let landing = generate(dir.path(), "2022-01-01", "2022-05-02", "0.02")
         .display()
         .to_string();
     let on_env = project(&dir.path().join("on"), true);
@@ -159,49 +159,73 @@ fn daily_runs_over_snapshots_give_the_rows_of_runs_over_all_of_staging() {
     assert!(written(&log).is_empty(), "{log}");
     assert!(snapshots(&on_wh).is_empty());
 
-    // The first daily run writes the month before the newest month that is over (February, as
-    // March is over), from all of staging, and reads it for April and the year.
+    // The first daily run of April writes March (the newest month over with a later day
+    // ingested), from all of staging, and reads it for April and the year.
     let log = step(&["run", "--date", "2022-04-01"]);
     assert_eq!(
         written(&log),
         [
-            "documents:2022-02 from -",
-            "dossiers:2022-02 from -",
-            "signature_events:2022-02 from -"
+            "documents:2022-03 from -",
+            "dossiers:2022-03 from -",
+            "signature_events:2022-03 from -"
         ]
     );
-    assert_eq!(snapshots(&on_wh), months(&["2022-02"]));
+    assert_eq!(snapshots(&on_wh), months(&["2022-03"]));
 
-    // Later days, and March's last day again: February is usable, nothing is written.
-    for d in ["2022-04-02", "2022-03-31", "2022-04-03"] {
+    // Later days: March is usable, nothing is written.
+    for d in ["2022-04-02", "2022-04-03"] {
         let log = step(&["run", "--date", d]);
         assert!(written(&log).is_empty(), "{d}: {log}");
     }
 
-    // A February day again: February's snapshot is out of date. The run recomputes February
-    // and March (two months) and writes February again, from all of staging.
+    // March's last day again (a late file): March's snapshot is out of date and is written
+    // again, from all of staging (there is none before it).
+    let log = step(&["run", "--date", "2022-03-31"]);
+    assert_eq!(written(&log).len(), 3, "{log}");
+    assert!(written(&log).iter().all(|l| l.contains(":2022-03 from -")));
+
+    // A February day again: March's snapshot is out of date; the run recomputes February and
+    // March (two months) and writes March again.
     let log = step(&["run", "--date", "2022-02-10"]);
     assert_eq!(written(&log).len(), 3, "{log}");
-    assert!(written(&log).iter().all(|l| l.contains(":2022-02 from -")));
-    assert_eq!(snapshots(&on_wh), months(&["2022-02"]));
+    assert!(written(&log).iter().all(|l| l.contains(":2022-03 from -")));
+    assert_eq!(snapshots(&on_wh), months(&["2022-03"]));
 
-    // A January day again: January's figures and everything after change; February's snapshot
-    // is out of date and the run recomputes four months: the snapshot is left to the next run.
+    // A January day again: January's figures and everything after change; March's snapshot is
+    // out of date and the run recomputes three months: the snapshot is left to the next run.
     let log = step(&["run", "--date", "2022-01-20"]);
     assert!(written(&log).is_empty(), "{log}");
     let log = step(&["run", "--date", "2022-04-04"]);
     assert_eq!(written(&log).len(), 3, "{log}");
 
+    // The first day of May writes April from March's snapshot and April's versions, and keeps
+    // both; the days after read April's.
+    let log = step(&["backfill", "--from", "2022-04-05", "--to", "2022-04-30"]);
+    assert!(written(&log).is_empty(), "{log}");
+    let log = step(&["run", "--date", "2022-05-01"]);
+    assert_eq!(
+        written(&log),
+        [
+            "documents:2022-04 from 2022-03",
+            "dossiers:2022-04 from 2022-03",
+            "signature_events:2022-04 from 2022-03"
+        ]
+    );
+    assert_eq!(snapshots(&on_wh), months(&["2022-03", "2022-04"]));
+    let log = step(&["run", "--date", "2022-05-02"]);
+    assert!(written(&log).is_empty(), "{log}");
+
     // Only published snapshot files stay after a run's vacuum.
-    let files: Vec<String> = parquet_files(&on_wh.join("state"))
+    let mut files: Vec<String> = parquet_files(&on_wh.join("state"))
         .iter()
         .map(|p| p.strip_prefix(&on_wh).unwrap().display().to_string())
         .collect();
-    assert_eq!(files.len(), 3, "{files:?}");
-    assert!(
-        files.iter().all(|f| f.contains("period=2022-02")),
-        "{files:?}"
-    );
+    files.sort();
+    assert_eq!(files.len(), 6, "{files:?}");
+    for (i, f) in files.iter().enumerate() {
+        let month = if i % 2 == 0 { "2022-03" } else { "2022-04" };
+        assert!(f.contains(&format!("period={month}")), "{files:?}");
+    }
 
     // A snapshot stores the pseudonym columns without compression (the hex of a digest, which
     // Snappy hardly shrinks), every other column with Snappy.
