@@ -327,26 +327,6 @@ fn write_sql(source: &Source, end: NaiveDate, input: Option<&SnapshotInput>) -> 
         .collect();
     let until = |t: &str| format!("(SELECT * FROM {t} WHERE extract_date <= DATE '{end}')");
     let narrow = |t: &str| format!("(SELECT {} FROM {t})", identity.join(", "));
-    let (t, versions) = match input {
-        None => {
-            let t = until(&ident(&source.name));
-            let versions = versions_sql(source, &narrow(&t), false);
-            (t, versions)
-        }
-        Some(i) => {
-            let (snap, after) = (ident(&i.snapshot), until(&ident(&i.after)));
-            let versions = versions_after_sql(source, &narrow(&snap), &narrow(&after), false);
-            (
-                format!("(SELECT * FROM {snap} UNION ALL SELECT * FROM {after})"),
-                versions,
-            )
-        }
-    };
-    let on = identity
-        .iter()
-        .map(|c| format!("i.{c} = s.{c}"))
-        .collect::<Vec<_>>()
-        .join(" AND ");
     let cols = source
         .columns
         .iter()
@@ -355,11 +335,58 @@ fn write_sql(source: &Source, end: NaiveDate, input: Option<&SnapshotInput>) -> 
         .map(|c| format!("i.{}", ident(c)))
         .collect::<Vec<_>>()
         .join(", ");
-    format!(
-        "SELECT {cols} FROM (SELECT {} FROM ({versions}) v WHERE {}) s JOIN {t} i ON {on}",
-        identity.join(", "),
-        holds_on("v", &format!("DATE '{end}'"))
-    )
+    // The whole rows of `t` whose identities are in the state as of `end` by `versions`.
+    let picked = |versions: &str, t: &str| {
+        let on = identity
+            .iter()
+            .map(|c| format!("i.{c} = s.{c}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        format!(
+            "SELECT {cols} FROM (SELECT {} FROM ({versions}) v WHERE {}) s JOIN {t} i ON {on}",
+            identity.join(", "),
+            holds_on("v", &format!("DATE '{end}'"))
+        )
+    };
+    match input {
+        None => {
+            let t = until(&ident(&source.name));
+            picked(&versions_sql(source, &narrow(&t), false), &t)
+        }
+        // `latest`: a snapshot row stays the state unless its entity has a version after the
+        // month (null keys never equal, as in the rule's window), so the snapshot's rows pass
+        // an anti-join on the key instead of a join on their whole identity; the versions after
+        // the month go through the rule alone (they all follow every snapshot row).
+        Some(i) if source.versioning == Versioning::Latest => {
+            let (snap, after) = (ident(&i.snapshot), until(&ident(&i.after)));
+            let same_key = source
+                .key
+                .iter()
+                .map(|k| format!("a.{k} = i.{k}", k = ident(k)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let keys = source
+                .key
+                .iter()
+                .map(|k| ident(k))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // The keys after the month are the build side, the snapshot's rows stream past.
+            format!(
+                "SELECT {cols} FROM (SELECT DISTINCT {keys} FROM {after}) a RIGHT ANTI JOIN {snap} i \
+                 ON {same_key} UNION ALL {}",
+                picked(&versions_sql(source, &narrow(&after), false), &after)
+            )
+        }
+        Some(i) => {
+            let (snap, after) = (ident(&i.snapshot), until(&ident(&i.after)));
+            let versions = versions_after_sql(source, &narrow(&snap), &narrow(&after), false);
+            picked(
+                &versions,
+                &format!("(SELECT * FROM {snap} UNION ALL SELECT * FROM {after})"),
+            )
+        }
+    }
 }
 
 /// The last day of month `YYYY-MM`.
