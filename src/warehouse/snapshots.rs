@@ -35,7 +35,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::models::{mem_table, print_executed, register_listing};
 use super::periods::{changed_since, Period};
-use super::state::{holds_on, versions_after_sql, versions_sql, Branch, SnapshotInput};
+use super::state::{holds_on, versions_sql, Branch, SnapshotInput};
 use crate::base::error::{Error, Result};
 use crate::base::text::ident;
 use crate::config::{Config, PeriodKind, Source, Versioning, META_COLUMNS};
@@ -380,7 +380,15 @@ fn write_sql(source: &Source, end: NaiveDate, input: Option<&SnapshotInput>) -> 
         }
         Some(i) => {
             let (snap, after) = (ident(&i.snapshot), until(&ident(&i.after)));
-            let versions = versions_after_sql(source, &narrow(&snap), &narrow(&after), false);
+            let versions = versions_sql(
+                source,
+                &format!(
+                    "(SELECT * FROM {} UNION ALL SELECT * FROM {})",
+                    narrow(&snap),
+                    narrow(&after)
+                ),
+                false,
+            );
             picked(
                 &versions,
                 &format!("(SELECT * FROM {snap} UNION ALL SELECT * FROM {after})"),

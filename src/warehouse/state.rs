@@ -256,26 +256,16 @@ pub fn versions_sql(source: &Source, t: &str, derived: bool) -> String {
 /// snapshot once and sorts only the versions after it: a daily run's snapshot is most of the
 /// rows. Other versionings apply their rule to the union.
 pub fn versions_after_snapshot_sql(source: &Source, input: &SnapshotInput) -> String {
-    versions_after_sql(source, &ident(&input.snapshot), &ident(&input.after), true)
-}
-
-/// [`versions_after_snapshot_sql`] over the relations `snap` and `after` (names or
-/// parenthesised queries with the staging columns, or only the key and metadata columns when
-/// not `derived`; see [`versions_sql`]).
-pub fn versions_after_sql(source: &Source, snap: &str, after: &str, derived: bool) -> String {
+    let (snap, after) = (ident(&input.snapshot), ident(&input.after));
     if source.versioning != Versioning::Latest {
         let union = format!("(SELECT * FROM {snap} UNION ALL SELECT * FROM {after})");
-        return versions_sql(source, &union, derived);
+        return versions_sql(source, &union, true);
     }
-    let derived_cols = if derived {
-        source
-            .derived
-            .iter()
-            .map(|d| format!(", {} AS {}", d.sql, ident(&d.name)))
-            .collect::<String>()
-    } else {
-        String::new()
-    };
+    let derived_cols = source
+        .derived
+        .iter()
+        .map(|d| format!(", {} AS {}", d.sql, ident(&d.name)))
+        .collect::<String>();
     let keys: Vec<String> = source.key.iter().map(|k| ident(k)).collect();
     let next_keys = keys
         .iter()
@@ -295,7 +285,7 @@ pub fn versions_after_sql(source: &Source, snap: &str, after: &str, derived: boo
          (SELECT {next_keys}, min(extract_date) AS _next_day FROM {after} GROUP BY {group}) n \
          ON {on} UNION ALL {rest}",
         group = keys.join(", "),
-        rest = versions_sql(source, after, derived)
+        rest = versions_sql(source, &after, true)
     )
 }
 
