@@ -35,7 +35,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::models::{mem_table, print_executed, register_listing};
 use super::periods::{changed_since, Period};
-use super::state::{holds_on, versions_sql, Branch, SnapshotInput};
+use super::state::{holds_on, key_list, same_key, versions_sql, Branch, SnapshotInput};
 use crate::base::error::{Error, Result};
 use crate::base::text::ident;
 use crate::config::{Config, PeriodKind, Source, Versioning, META_COLUMNS};
@@ -359,22 +359,12 @@ fn write_sql(source: &Source, end: NaiveDate, input: Option<&SnapshotInput>) -> 
         // the month go through the rule alone (they all follow every snapshot row).
         Some(i) if source.versioning == Versioning::Latest => {
             let (snap, after) = (ident(&i.snapshot), until(&ident(&i.after)));
-            let same_key = source
-                .key
-                .iter()
-                .map(|k| format!("a.{k} = i.{k}", k = ident(k)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let keys = source
-                .key
-                .iter()
-                .map(|k| ident(k))
-                .collect::<Vec<_>>()
-                .join(", ");
             // The keys after the month are the build side, the snapshot's rows stream past.
             format!(
-                "SELECT {cols} FROM (SELECT DISTINCT {keys} FROM {after}) a RIGHT ANTI JOIN {snap} i \
-                 ON {same_key} UNION ALL {}",
+                "SELECT {cols} FROM (SELECT DISTINCT {} FROM {after}) a RIGHT ANTI JOIN {snap} i \
+                 ON {} UNION ALL {}",
+                key_list(source),
+                same_key(source, "a", "i"),
                 picked(&versions_sql(source, &narrow(&after), false), &after)
             )
         }

@@ -196,12 +196,7 @@ pub fn versions_sql(source: &Source, t: &str, derived: bool) -> String {
     } else {
         t
     };
-    let key = source
-        .key
-        .iter()
-        .map(|k| ident(k))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let key = key_list(source);
     let order = "extract_date, source_file, source_position";
     let first = ident(&source.key[0]);
     match source.versioning {
@@ -266,27 +261,35 @@ pub fn versions_after_snapshot_sql(source: &Source, input: &SnapshotInput) -> St
         .iter()
         .map(|d| format!(", {} AS {}", d.sql, ident(&d.name)))
         .collect::<String>();
-    let keys: Vec<String> = source.key.iter().map(|k| ident(k)).collect();
-    let next_keys = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("{k} AS _next_k{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let on = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("s.{k} = n._next_k{i}"))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let keys = key_list(source);
     format!(
         "SELECT s.*, s.extract_date AS valid_from, n._next_day AS valid_to \
          FROM (SELECT *{derived_cols} FROM {snap}) s LEFT JOIN \
-         (SELECT {next_keys}, min(extract_date) AS _next_day FROM {after} GROUP BY {group}) n \
-         ON {on} UNION ALL {rest}",
-        group = keys.join(", "),
+         (SELECT {keys}, min(extract_date) AS _next_day FROM {after} GROUP BY {keys}) n \
+         ON {} UNION ALL {rest}",
+        same_key(source, "s", "n"),
         rest = versions_sql(source, &after, true)
     )
+}
+
+/// The key columns of a source, quoted and comma-separated.
+pub fn key_list(source: &Source) -> String {
+    source
+        .key
+        .iter()
+        .map(|k| ident(k))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `a.k = b.k` for every key column `k`, joined by `AND` (null keys never equal).
+pub fn same_key(source: &Source, a: &str, b: &str) -> String {
+    source
+        .key
+        .iter()
+        .map(|k| format!("{a}.{k} = {b}.{k}", k = ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 /// `<f>(k) OVER w <op> k` for every key column `k`, joined by `AND`: whether the row before

@@ -376,6 +376,14 @@ pub fn ledger_staged(warehouse: &Path) -> Vec<(String, u64)> {
     out
 }
 
+/// A copy of the shipped configs and pipelines in `dir`, for a test to add a pipeline or a key
+/// to; the path of its environment config.
+pub fn shipped_project(dir: &Path) -> PathBuf {
+    copy_tree(&repo().join("configs"), &dir.join("configs"));
+    copy_tree(&repo().join("pipelines"), &dir.join("pipelines"));
+    dir.join("configs/local.yaml")
+}
+
 /// Copy a folder tree.
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -40,10 +40,8 @@ fn a_mart_reading_another_is_computed_after_it() {
         .display()
         .to_string();
     let project = dir.path().join("project");
-    copy_tree(&repo().join("configs"), &project.join("configs"));
-    copy_tree(&repo().join("pipelines"), &project.join("pipelines"));
+    let config = shipped_project(&project);
     std::fs::write(project.join("pipelines/chain.yaml"), CHAIN).unwrap();
-    let config = project.join("configs/local.yaml");
     let whs = dir.path().join("wh").display().to_string();
     let out = bin_with(&config, &landing, &whs)
         .args(["backfill", "--from", "2022-01-01", "--to", "2022-03-31"])

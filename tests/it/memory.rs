@@ -57,8 +57,7 @@ fn a_small_memory_limit_spills_and_a_too_small_one_fails_clearly() {
 
     // A model no limit of 16 MiB can hold, even spilling: a year's dossier texts in one group.
     let project = dir.path().join("project");
-    copy_tree(&repo().join("configs"), &project.join("configs"));
-    copy_tree(&repo().join("pipelines"), &project.join("pipelines"));
+    let config = shipped_project(&project);
     std::fs::write(
         project.join("pipelines/hungry.yaml"),
         "description: One group per period holding every dossier's text, for the memory test.\n\
@@ -72,7 +71,7 @@ fn a_small_memory_limit_spills_and_a_too_small_one_fails_clearly() {
     )
     .unwrap();
     let before = dump(&cfg);
-    let out = bin_with(&project.join("configs/local.yaml"), &landing, &whs)
+    let out = bin_with(&config, &landing, &whs)
         .args(["--memory-limit", "16MiB", "refresh", "--full"])
         .output()
         .unwrap();

@@ -17,8 +17,7 @@ const STATE_MARTS: &str = "description: Every state row, for the snapshot test.\
 /// A copy of the shipped configs and pipelines, plus a mart of every state row of each source
 /// with versions kept in snapshots; `snapshots: false` turns them off.
 fn project(dir: &Path, snapshots: bool) -> std::path::PathBuf {
-    copy_tree(&repo().join("configs"), &dir.join("configs"));
-    copy_tree(&repo().join("pipelines"), &dir.join("pipelines"));
+    let env = shipped_project(dir);
     let shipped = config_for("/nowhere", "/nowhere");
     let mut yaml = STATE_MARTS.to_string();
     for s in ["dossiers", "documents", "signature_events"] {
@@ -36,7 +35,6 @@ fn project(dir: &Path, snapshots: bool) -> std::path::PathBuf {
         }
     }
     std::fs::write(dir.join("pipelines/state_marts.yaml"), yaml).unwrap();
-    let env = dir.join("configs/local.yaml");
     let mut text = std::fs::read_to_string(&env).unwrap();
     text.push_str(&format!("state_snapshots: {snapshots}\n"));
     std::fs::write(&env, text).unwrap();
