@@ -44,7 +44,7 @@ pub fn render(cfg: &Config) -> String {
                 kind_name(&c.kind),
                 esc(&c.description),
                 if c.pii {
-                    " Personal data: HMAC-SHA256, never in clear."
+                    " Personal data: HMAC-SHA256 (128 bits, hex), never in clear."
                 } else {
                     ""
                 }

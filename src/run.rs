@@ -228,19 +228,22 @@ pub fn run_days(
         Err(e) => return (record, Vec::new(), Some(e)),
     };
     let mut rows = Vec::new();
-    let (err, env) = match open_env(cfg, &rt, key, &run_id).and_then(|env| {
+    let (err, env) = match open_env(cfg, &rt, key, &run_id).and_then(|mut env| {
         let writer = rt.block_on(Writer::begin(&env.warehouse, &run_id, command))?;
         let keyed = rt.block_on(crate::store::pii_key::check_or_record(
             &env.warehouse,
-            &env.pii.fingerprint(),
+            (&env.pii.fingerprint(), env.pii.digits()),
             &run_id,
             &cfg.pii_key_env,
         ));
-        if let Err(e) = keyed {
-            if let Err(r) = rt.block_on(writer.finish()) {
-                tracing::warn!(error = %r, "could not release the warehouse lock");
+        match keyed {
+            Ok(digits) => env.pii = env.pii.clone().with_digits(digits),
+            Err(e) => {
+                if let Err(r) = rt.block_on(writer.finish()) {
+                    tracing::warn!(error = %r, "could not release the warehouse lock");
+                }
+                return Err(e);
             }
-            return Err(e);
         }
         Ok((env, writer))
     }) {

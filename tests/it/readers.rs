@@ -1,7 +1,8 @@
 //! Reader tests on small hand-written fixtures: one per defect of the extract contract
 //! (shared/domain/EXTRACTS.md), each checking where the record went and why.
 
-use crate::common::{dossier, envelope, Harness};
+use crate::common::{dossier, envelope, Harness, KEY};
+use cchc::ingest::pseudonymise::{Pseudonymiser, FULL_DIGITS};
 use serde_json::json;
 use unicode_normalization::UnicodeNormalization;
 
@@ -39,7 +40,9 @@ fn good_dossier_is_typed_and_pseudonymised() {
     let name = h.staged_strings("dossiers", "applicant_name")[0]
         .clone()
         .unwrap();
-    assert_eq!(name.len(), 64);
+    // The first 128 bits of the name's HMAC under the key, in hex.
+    assert_eq!(name, Pseudonymiser::new(KEY).token("Nguyễn Văn Ánh"));
+    assert_eq!(name.len(), 32);
     assert!(name.chars().all(|c| c.is_ascii_hexdigit()));
     assert_ne!(
         h.staged_strings("dossiers", "applicant_id")[0].as_deref(),
@@ -283,6 +286,53 @@ fn every_version_of_a_day_is_kept_with_file_and_position() {
             Some("hoso_2.json".into())
         ]
     );
+}
+
+/// A warehouse whose key record was written before tokens were shortened (it has no
+/// `token_digits`) keeps whole 64-digit tokens, so an applicant keeps one token in it; a new
+/// warehouse records 32.
+#[test]
+fn a_warehouse_recorded_with_whole_digests_keeps_them() {
+    let name = |h: &Harness| {
+        h.file(
+            "one_stop",
+            D,
+            "hoso_1.json",
+            envelope("DongBoHoSoMC", &[dossier("H1", json!({}))]),
+        );
+        h.run(&[D]);
+        h.staged_strings("dossiers", "applicant_name")[0]
+            .clone()
+            .unwrap()
+    };
+    let key_record = |h: &Harness| {
+        serde_json::from_slice::<serde_json::Value>(
+            &std::fs::read(h.warehouse().join("_pii_key.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let pii = Pseudonymiser::new(KEY);
+
+    let old = Harness::new();
+    std::fs::create_dir_all(old.warehouse()).unwrap();
+    let legacy = json!({
+        "fingerprint": pii.fingerprint(),
+        "recorded_at": "2026-11-01T00:00:00+00:00",
+        "run_id": "20261101T000000Z-0000",
+    });
+    std::fs::write(
+        old.warehouse().join("_pii_key.json"),
+        serde_json::to_vec_pretty(&legacy).unwrap(),
+    )
+    .unwrap();
+    let whole = pii.clone().with_digits(FULL_DIGITS).token("Nguyễn Văn Ánh");
+    assert_eq!(name(&old), whole);
+    assert_eq!(whole.len(), 64);
+    assert_eq!(key_record(&old), legacy, "the old record is left as it was");
+
+    let new = Harness::new();
+    assert_eq!(name(&new), whole[..32]);
+    assert_eq!(key_record(&new)["token_digits"], 32);
 }
 
 #[test]
