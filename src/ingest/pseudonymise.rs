@@ -33,9 +33,9 @@ pub fn key_from_env(cfg: &Config) -> Result<Vec<u8>> {
 /// hex digits of it (128 bits, HMAC-SHA-256-128 as RFC 4868 truncates it). The same person gets
 /// the same token under the same key (so analysts can count distinct applicants), and without the
 /// key the clear value cannot be recovered or confirmed by guessing. 128 bits leave no collision
-/// in practice (≈ 10⁻²⁴ for the 10⁸ distinct values of every province's years), and halve what
-/// the four personal fields of a dossier version cost in staging and snapshots (they were three
-/// quarters of a dossier file's bytes with all 64 digits).
+/// in practice (a probability of ≈ 10⁻²³ among 10⁸ distinct values, every province's years), and
+/// halve what the four personal fields of a dossier version cost in staging and snapshots (they
+/// were 85% of a dossier file's bytes with all 64 digits).
 ///
 /// A warehouse keeps the token length it was recorded with (`crate::store::pii_key`): one
 /// recorded before 128-bit tokens keeps all 64 digits, so an applicant keeps one token.

@@ -71,9 +71,10 @@ pub fn staging_props(source: &Source) -> WriterProperties {
 }
 
 /// A source's pseudonym columns, wherever they are written (staging, month-end snapshots): a
-/// pseudonym is 64 hex digits of a digest, so no dictionary (nearly every value differs), no
-/// compression (Snappy saved < 1% of those columns in staging, ≈ 9% in a snapshot, for the cost
-/// of compressing three quarters of a dossier row) and no statistics (no query prunes by a token).
+/// pseudonym is 32 hex digits of a digest (64 in warehouses recorded before), so no dictionary
+/// (nearly every value differs), no compression (Snappy saved < 1% of those columns in staging,
+/// ≈ 9% in a snapshot, for the cost of compressing three quarters of a dossier row) and no
+/// statistics (no query prunes by a token).
 pub fn plain_pseudonyms(
     mut props: parquet::file::properties::WriterPropertiesBuilder,
     source: &Source,
