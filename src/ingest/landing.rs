@@ -76,7 +76,9 @@ fn local_entries(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(format!("cannot list {}", dir.display()), e)),
     };
-    let real_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    // The landing root resolved once a day folder holds a link (a backfill lists ≈ 1,100 day
+    // folders without one: resolving it for each cost 20 k `readlink` calls).
+    let mut real_root: Option<std::path::PathBuf> = None;
     let mut out = Vec::new();
     for e in rd {
         let e = match e {
@@ -95,22 +97,25 @@ fn local_entries(
         };
         let name = e.file_name().to_string_lossy().into_owned();
         let path = e.path();
-        let problem = match std::fs::symlink_metadata(&path) {
-            Err(err) => Some(format!("unreadable entry: {err}")),
-            Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(&path) {
-                Err(err) => Some(format!("a link that cannot be followed: {err}")),
-                Ok(t) if !t.starts_with(&real_root) => {
-                    Some("a link out of the landing area (not followed)".into())
+        // A regular file's size is the one of its own metadata; a link's, its target's.
+        let (problem, size) = match std::fs::symlink_metadata(&path) {
+            Err(err) => (Some(format!("unreadable entry: {err}")), 0),
+            Ok(m) if m.file_type().is_symlink() => {
+                let real_root = real_root.get_or_insert_with(|| {
+                    std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf())
+                });
+                match std::fs::canonicalize(&path) {
+                    Err(err) => (Some(format!("a link that cannot be followed: {err}")), 0),
+                    Ok(t) if !t.starts_with(&*real_root) => (
+                        Some("a link out of the landing area (not followed)".into()),
+                        0,
+                    ),
+                    Ok(t) if t.is_dir() => (Some("a folder, not a file".into()), 0),
+                    Ok(_) => (None, std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)),
                 }
-                Ok(t) if t.is_dir() => Some("a folder, not a file".into()),
-                Ok(_) => None,
-            },
-            Ok(m) if m.is_dir() => Some("a folder, not a file".into()),
-            Ok(_) => None,
-        };
-        let size = match problem {
-            None => std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
-            Some(_) => 0,
+            }
+            Ok(m) if m.is_dir() => (Some("a folder, not a file".into()), 0),
+            Ok(m) => (None, m.len()),
         };
         out.push(DayEntry {
             location: landing.path(&format!("{folder}/{name}")),
