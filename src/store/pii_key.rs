@@ -43,7 +43,9 @@ pub const LABEL: &str = "cchc pii key fingerprint v1";
 
 /// Record the key's `fingerprint` and the tokens' length `digits` on first use (a conditional
 /// put), or check the fingerprint against the recorded one: another key is a usage error (exit 2)
-/// that names the variable and says what to do. Gives the warehouse's token length.
+/// that names the variable and says what to do. Gives the warehouse's token length: the recorded
+/// one; for a warehouse without a record, `digits`, unless it has ingested days already (staged
+/// before key records existed, with whole digests), which keeps [`FULL_DIGITS`].
 pub async fn check_or_record(
     wh: &Location,
     (fingerprint, digits): (&str, usize),
@@ -51,22 +53,34 @@ pub async fn check_or_record(
     key_env: &str,
 ) -> Result<usize> {
     let path = wh.path(FILE);
-    let mine = KeyRecord {
-        fingerprint: fingerprint.to_string(),
-        recorded_at: chrono::Utc::now().to_rfc3339(),
-        run_id: run_id.to_string(),
-        token_digits: digits,
+    let bytes = match wh.get_opt(&path).await? {
+        Some(bytes) => bytes,
+        None => {
+            let digits = if wh.list("ledger").await?.is_empty() {
+                digits
+            } else {
+                FULL_DIGITS
+            };
+            let mine = KeyRecord {
+                fingerprint: fingerprint.to_string(),
+                recorded_at: chrono::Utc::now().to_rfc3339(),
+                run_id: run_id.to_string(),
+                token_digits: digits,
+            };
+            let json =
+                serde_json::to_vec_pretty(&mine).map_err(|e| Error::Internal(e.to_string()))?;
+            if wh.create_new(&path, json.into()).await? {
+                tracing::info!(
+                    file = FILE,
+                    token_digits = digits,
+                    "recorded the fingerprint of the pseudonymisation key"
+                );
+                return Ok(digits);
+            }
+            // Another run recorded it in between.
+            wh.get(&path).await?
+        }
     };
-    let json = serde_json::to_vec_pretty(&mine).map_err(|e| Error::Internal(e.to_string()))?;
-    if wh.create_new(&path, json.into()).await? {
-        tracing::info!(
-            file = FILE,
-            token_digits = mine.token_digits,
-            "recorded the fingerprint of the pseudonymisation key"
-        );
-        return Ok(digits);
-    }
-    let bytes = wh.get(&path).await?;
     let theirs: KeyRecord = serde_json::from_slice(&bytes)
         .map_err(|e| Error::Internal(format!("{}/{FILE} is corrupt: {e}", wh.display)))?;
     if theirs.fingerprint != fingerprint {

@@ -333,6 +333,20 @@ fn a_warehouse_recorded_with_whole_digests_keeps_them() {
     let new = Harness::new();
     assert_eq!(name(&new), whole[..32]);
     assert_eq!(key_record(&new)["token_digits"], 32);
+
+    // A warehouse with ingested days but no record (staged before key records existed) gets a
+    // record of whole digests.
+    std::fs::remove_file(new.warehouse().join("_pii_key.json")).unwrap();
+    new.file(
+        "one_stop",
+        "2022-03-02",
+        "hoso_1.json",
+        envelope("DongBoHoSoMC", &[dossier("H1", json!({}))]),
+    );
+    new.run(&["2022-03-02"]);
+    assert_eq!(key_record(&new)["token_digits"], 64);
+    let names = new.staged_strings("dossiers", "applicant_name");
+    assert!(names.contains(&Some(whole.clone())), "{names:?}");
 }
 
 #[test]
