@@ -8,7 +8,8 @@ fn main() -> std::process::ExitCode {
 // 7.18–7.49 s with glibc, 6.94–7.14 s with jemalloc, peak RSS alike (387–436 against
 // 391–438 MB). Freed pages go back to the system after a second (`dirty_decay_ms`; jemalloc's
 // default of ten keeps more resident), at once for the lazily freed (`muzzy_decay_ms`).
-// bench/README "Allocator" has the measurements; `_RJEM_MALLOC_CONF` overrides it at run time.
+// bench/README "Pseudonyms of 128 bits, jemalloc" has the measurements; `_RJEM_MALLOC_CONF`
+// overrides the settings at run time.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

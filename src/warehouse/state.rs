@@ -184,14 +184,8 @@ pub fn versions_view_sql(source: &Source) -> String {
 /// without, `t` may hold only the key and metadata columns (a snapshot's identities).
 pub fn versions_sql(source: &Source, t: &str, derived: bool) -> String {
     let with_derived;
-    let t = if derived && !source.derived.is_empty() {
-        let cols = source
-            .derived
-            .iter()
-            .map(|d| format!("{} AS {}", d.sql, ident(&d.name)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        with_derived = format!("(SELECT *, {cols} FROM {t})");
+    let t = if derived {
+        with_derived = with_derived_columns(source, t);
         with_derived.as_str()
     } else {
         t
@@ -256,51 +250,57 @@ pub fn versions_after_snapshot_sql(source: &Source, input: &SnapshotInput) -> St
         let union = format!("(SELECT * FROM {snap} UNION ALL SELECT * FROM {after})");
         return versions_sql(source, &union, true);
     }
-    let derived_cols = source
-        .derived
-        .iter()
-        .map(|d| format!(", {} AS {}", d.sql, ident(&d.name)))
-        .collect::<String>();
     let keys = key_list(source);
     format!(
         "SELECT s.*, s.extract_date AS valid_from, n._next_day AS valid_to \
-         FROM (SELECT *{derived_cols} FROM {snap}) s LEFT JOIN \
+         FROM {} s LEFT JOIN \
          (SELECT {keys}, min(extract_date) AS _next_day FROM {after} GROUP BY {keys}) n \
          ON {} UNION ALL {rest}",
+        with_derived_columns(source, &snap),
         same_key(source, "s", "n"),
         rest = versions_sql(source, &after, true)
     )
 }
 
-/// The key columns of a source, quoted and comma-separated.
-pub fn key_list(source: &Source) -> String {
+/// `(SELECT *, <derived columns> FROM t)`: the rows of `t` with the source's derived columns, or
+/// `t` itself when it has none.
+fn with_derived_columns(source: &Source, t: &str) -> String {
+    if source.derived.is_empty() {
+        return t.to_string();
+    }
+    let cols = source
+        .derived
+        .iter()
+        .map(|d| format!("{} AS {}", d.sql, ident(&d.name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("(SELECT *, {cols} FROM {t})")
+}
+
+/// `part(k)` for every quoted key column `k` of a source, joined by `sep`.
+fn each_key(source: &Source, sep: &str, part: impl Fn(&str) -> String) -> String {
     source
         .key
         .iter()
-        .map(|k| ident(k))
+        .map(|k| part(&ident(k)))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(sep)
+}
+
+/// The key columns of a source, quoted and comma-separated.
+pub fn key_list(source: &Source) -> String {
+    each_key(source, ", ", str::to_string)
 }
 
 /// `a.k = b.k` for every key column `k`, joined by `AND` (null keys never equal).
 pub fn same_key(source: &Source, a: &str, b: &str) -> String {
-    source
-        .key
-        .iter()
-        .map(|k| format!("{a}.{k} = {b}.{k}", k = ident(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ")
+    each_key(source, " AND ", |k| format!("{a}.{k} = {b}.{k}"))
 }
 
 /// `<f>(k) OVER w <op> k` for every key column `k`, joined by `AND`: whether the row before
 /// (`lag`) or after (`lead`) in window `w` has the same key.
 fn neighbour_has_key(source: &Source, f: &str, op: &str) -> String {
-    source
-        .key
-        .iter()
-        .map(|k| format!("{f}({k}) OVER w {op} {k}", k = ident(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ")
+    each_key(source, " AND ", |k| format!("{f}({k}) OVER w {op} {k}"))
 }
 
 fn all_columns(source: &Source, prefix: &str) -> String {
