@@ -12,3 +12,4 @@ pub mod refresh;
 pub mod snapshots;
 pub mod state;
 pub mod validate;
+pub mod version_index;

@@ -62,9 +62,14 @@ pub async fn refresh_marts(
     )
     .await?;
     snapshots.write(&ctx, cfg, wh, &published, run_id).await?;
-    let branches = snapshots
+    let mut branches = snapshots
         .branches(&ctx, cfg, wh, &published, &stale)
         .await?;
+    // Local sessions only: a cluster's executors do not have the index's function.
+    if cfg.engine.cluster.is_none() {
+        super::version_index::use_version_indexes(&ctx, cfg, (wh, &published), &mut branches)
+            .await?;
+    }
     super::models::replace_state_views(&ctx, cfg, !units.changes.is_empty(), &branches).await?;
     let from_snapshots = branches.values().flatten().any(|b| b.input.is_some());
     let marts = super::models::compute(&ctx, cfg, cfg.engine.threads_for(from_snapshots)).await?;

@@ -170,15 +170,29 @@ pub fn files_view_sql(source: &Source) -> String {
 
 /// `CREATE VIEW <source>_versions AS …` for a source: its versions over all of staging.
 pub fn versions_view_sql(source: &Source) -> String {
-    format!(
-        "CREATE VIEW {} AS {}",
-        ident(&versions_view(source)),
-        versions_sql(source, &ident(&source.name), true)
-    )
+    versions_view_sql_with(source, None)
+}
+
+/// [`versions_view_sql`]; with `valid_to`, a `latest` source's `valid_to` comes from that
+/// function of (`extract_date`, `source_file`, `source_position`), the same rule computed
+/// without sorting the versions (see [`super::version_index`]).
+pub fn versions_view_sql_with(source: &Source, valid_to: Option<&str>) -> String {
+    let t = ident(&source.name);
+    let body = match valid_to {
+        Some(f) if source.versioning == Versioning::Latest => format!(
+            "SELECT *, extract_date AS valid_from, \
+             {f}(extract_date, source_file, source_position) AS valid_to FROM {}",
+            with_derived_columns(source, &t)
+        ),
+        _ => versions_sql(source, &t, true),
+    };
+    format!("CREATE VIEW {} AS {body}", ident(&versions_view(source)))
 }
 
 /// The versions of a source over `t` (a table with the staging columns), by its `versioning`:
 /// the rule written once, for all of staging and for a snapshot with the versions after it.
+/// A local refresh computes a `latest` source's `valid_to` over all of staging by one pass in
+/// version order instead of this window ([`super::version_index`]; a test compares the two).
 /// With `derived`, each row also gets the source's derived columns, computed under the window
 /// (so the staging columns they read are not carried through it unless a query wants them);
 /// without, `t` may hold only the key and metadata columns (a snapshot's identities).

@@ -36,8 +36,30 @@ fn a_small_memory_limit_spills_and_a_too_small_one_fails_clearly() {
     );
 
     // Small enough to spill (into the configured folder), large enough to finish: same rows.
+    // The shipped marts sort nothing large (a refresh computes the versions' intervals without
+    // a sort), so a model ranking the year's state rows, with the pseudonyms, is added.
+    let project = dir.path().join("project");
+    let config = shipped_project(&project);
+    std::fs::write(
+        project.join("pipelines/ranked.yaml"),
+        "description: A sort of every state row, for the memory test.\n\
+         models:\n\
+         \x20 - name: mart_ranked\n\
+         \x20   description: Each unit's dossiers ranked by id, per period.\n\
+         \x20   sql: SELECT period, unit_code, dossier_id, applicant_name, applicant_id, applicant_phone, applicant_email, row_number() OVER (PARTITION BY period, unit_code ORDER BY dossier_id, applicant_name) AS n FROM dossiers_state\n\
+         \x20   columns:\n\
+         \x20     - { name: period, description: Period id. }\n\
+         \x20     - { name: unit_code, description: Unit. }\n\
+         \x20     - { name: dossier_id, description: Dossier. }\n\
+         \x20     - { name: applicant_name, description: Pseudonym. }\n\
+         \x20     - { name: applicant_id, description: Pseudonym. }\n\
+         \x20     - { name: applicant_phone, description: Pseudonym. }\n\
+         \x20     - { name: applicant_email, description: Pseudonym. }\n\
+         \x20     - { name: n, description: Rank. }\n",
+    )
+    .unwrap();
     let spill = dir.path().join("spill");
-    let out = bin(&landing, &whs)
+    let out = bin_with(&config, &landing, &whs)
         .args(["refresh", "--full"])
         .env("CCHC_MEMORY_LIMIT", "16MiB")
         .env("CCHC_TEMP_DIR", &spill)
@@ -56,8 +78,6 @@ fn a_small_memory_limit_spills_and_a_too_small_one_fails_clearly() {
     assert!(dump(&cfg) == expected, "spilling changed the figures");
 
     // A model no limit of 16 MiB can hold, even spilling: a year's dossier texts in one group.
-    let project = dir.path().join("project");
-    let config = shipped_project(&project);
     std::fs::write(
         project.join("pipelines/hungry.yaml"),
         "description: One group per period holding every dossier's text, for the memory test.\n\

@@ -13,6 +13,30 @@ fn sql(h: &Harness, q: &str) -> String {
     })
 }
 
+/// A query's rows as `cchc sql` computes `<source>_versions` (the rule's window), and as a
+/// refresh does (`latest` sources by the version index): both must hold the same versions.
+fn both_ways(cfg: &cchc::config::Config, q: &str) -> (String, String) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (ctx, published, wh) = cchc::sql::snapshot_session(cfg, None).await.unwrap();
+        let window = query(&ctx, q, OutputFormat::Csv).await.unwrap();
+        let mut branches = Default::default();
+        let indexed = cchc::warehouse::version_index::use_version_indexes(
+            &ctx,
+            cfg,
+            (&wh, &published),
+            &mut branches,
+        )
+        .await
+        .unwrap();
+        assert!(
+            indexed.contains(&"dossiers".to_string()),
+            "the dossiers' versions come from the index: {indexed:?}"
+        );
+        (window, query(&ctx, q, OutputFormat::Csv).await.unwrap())
+    })
+}
+
 const AS_OF: &str = "valid_from <= DATE '{d}' AND (valid_to IS NULL OR valid_to > DATE '{d}')";
 
 fn state(h: &Harness, view: &str, cols: &str, key: &str, day: &str) -> String {
@@ -60,11 +84,12 @@ fn dossier_versions_and_state_as_of_each_day() {
     );
     h.run(&["2022-03-01", "2022-03-02", "2022-03-03", "2022-03-04"]);
 
-    let versions = sql(
-        &h,
+    let (versions, indexed) = both_ways(
+        &h.cfg,
         "SELECT dossier_id, status, source_file, source_position, valid_from, valid_to FROM dossiers_versions \
          ORDER BY dossier_id, valid_from, source_file, source_position",
     );
+    assert_eq!(versions, indexed, "the window and the version index differ");
     assert_eq!(
         versions,
         "dossier_id,status,source_file,source_position,valid_from,valid_to\n\
@@ -208,4 +233,37 @@ fn a_leftover_older_partition_file_is_not_read() {
     std::thread::sleep(std::time::Duration::from_millis(5));
     h.run(&[day]);
     assert_eq!(sql(&h, "SELECT count(*) AS n FROM dossiers"), "n\n0\n");
+}
+
+/// The version index gives every version of generated extracts (same-day replacements, late
+/// and duplicate files, quarantined records between staged ones) the `valid_to` of the window.
+#[test]
+fn the_version_index_agrees_with_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = crate::common::generate(dir.path(), "2022-01-01", "2022-02-15", "0.02");
+    let (landing, wh) = (
+        landing.to_str().unwrap().to_string(),
+        dir.path().join("wh").to_str().unwrap().to_string(),
+    );
+    crate::common::backfill_ok(&landing, &wh, "2022-01-01", "2022-02-15", &[]);
+    let cfg = crate::common::config_for(&landing, &wh);
+    for (view, key) in [
+        ("dossiers_versions", "dossier_id"),
+        ("documents_versions", "doc_id"),
+    ] {
+        let q = format!(
+            "SELECT {key}, extract_date, source_file, source_position, valid_from, valid_to, \
+             count(*) OVER () AS versions, count(valid_to) OVER () AS replaced FROM {view} \
+             ORDER BY {key}, extract_date, source_file, source_position"
+        );
+        let (window, indexed) = both_ways(&cfg, &q);
+        assert!(
+            window.lines().count() > 100,
+            "{view}: too few versions to compare"
+        );
+        assert_eq!(
+            window, indexed,
+            "{view}: the window and the version index differ"
+        );
+    }
 }

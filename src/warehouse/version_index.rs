@@ -1,0 +1,511 @@
+//! `valid_to` of a `latest` source's versions over all of staging, without sorting them.
+//!
+//! The rule ([`super::state::versions_sql`]): a version's `valid_to` is the extract day of the
+//! next version of its key in version order (extract day, file, position), null for the newest
+//! and for a null key. The SQL form sorts every version by key (a window over 1.56 M dossier
+//! versions in a year: the sort spills ≈ 200 MB and costs ≈ 1 s of CPU). Staging already holds
+//! the versions in version order: one part per source-day (its folder names the day), and the
+//! ingest appends a day's files in name order, each file's records in position order. So one
+//! pass over the key columns in that order, with the newest version of each key in a hash map,
+//! gives every version's `valid_to`: when a key is seen again, its previous version ends on the
+//! new one's extract day. The pass checks the order it relies on (strictly increasing extract
+//! day, file, position); a staging it does not find in that order keeps the SQL form.
+//!
+//! A refresh that reads a `latest` source's versions from all of staging (a backfill,
+//! `refresh --full`, the periods before the first month-end snapshot) registers the result as
+//! `cchc_valid_to_<source>(extract_date, source_file, source_position)` and redefines
+//! `<source>_versions` with it ([`indexed_versions_sql`]); `cchc sql`, `cchc serve` and a
+//! cluster session keep the SQL form. A test compares both over the same staging.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array};
+use arrow::datatypes::{DataType, Date32Type, Int64Type};
+use arrow::row::{RowConverter, SortField};
+use datafusion::common::{exec_err, Result as DfResult};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use object_store::ObjectMeta;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use super::state::{versions_view_sql_with, Branch};
+use crate::base::error::{Error, Result};
+use crate::base::text::ident;
+use crate::config::sources::versions_view;
+use crate::config::{Config, Source, Versioning};
+use crate::store::location::Location;
+use crate::store::publish::Published;
+
+/// A version without a successor (`valid_to` null).
+const CURRENT: i32 = i32::MIN;
+
+/// Files of staging decoded at once while the pass consumes them in order.
+const READ_AHEAD: usize = 4;
+
+/// The `valid_to` of every staged version of one source, by extract day, file and position.
+pub struct VersionIndex {
+    source: String,
+    /// Per extract day (days since the epoch): its files in name order.
+    days: HashMap<i32, Vec<FileVersions>>,
+    versions: usize,
+}
+
+/// The versions of one landing file of one extract day.
+struct FileVersions {
+    name: Box<str>,
+    /// The position of `valid_to[0]`.
+    first: i64,
+    /// Per position from `first` ([`CURRENT`] also where a position was not staged).
+    valid_to: Vec<i32>,
+}
+
+impl std::fmt::Debug for VersionIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "VersionIndex({}: {} versions, {} days)",
+            self.source,
+            self.versions,
+            self.days.len()
+        )
+    }
+}
+
+/// Why the pass gives up: staging not in version order (the SQL form then applies).
+struct Unordered(String);
+
+impl VersionIndex {
+    /// The index of `source` over its staging files `parts` (any order: they are read by path,
+    /// which orders them by extract day). `None` when staging is not in version order.
+    pub async fn build(
+        wh: &Location,
+        source: &Source,
+        mut parts: Vec<ObjectMeta>,
+    ) -> Result<Option<Self>> {
+        parts.sort_by(|a, b| a.location.cmp(&b.location));
+        let mut pass = Pass::new(source)?;
+        let keys: Vec<String> = source.key.clone();
+        let mut batches = futures::stream::iter(
+            parts
+                .into_iter()
+                .map(|meta| tokio::spawn(read_identities(wh.clone(), meta, keys.clone()))),
+        )
+        .buffered(READ_AHEAD);
+        while let Some(file) = batches.next().await {
+            let file = file.map_err(|e| Error::Internal(format!("version index: {e}")))??;
+            for b in file {
+                if let Err(Unordered(why)) = pass.push(&b) {
+                    tracing::debug!(source = %source.name, why = %why, "staging not in version order: valid_to by the window");
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(pass.finish()))
+    }
+
+    /// `valid_to` of the version at (`day`, `file`, `position`): `Some(None)` while current,
+    /// `None` when no such version was indexed.
+    fn get(&self, day: i32, file: &str, position: i64) -> Option<Option<i32>> {
+        let f = self.days.get(&day)?.iter().find(|f| &*f.name == file)?;
+        let at = usize::try_from(position.checked_sub(f.first)?).ok()?;
+        let v = *f.valid_to.get(at)?;
+        Some((v != CURRENT).then_some(v))
+    }
+
+    fn valid_to(&self, day: &ArrayRef, file: &ArrayRef, position: &ArrayRef) -> DfResult<ArrayRef> {
+        let day = day.as_primitive_opt::<Date32Type>();
+        let position = position.as_primitive_opt::<Int64Type>();
+        let file = arrow::compute::cast(file, &DataType::Utf8)?;
+        let (Some(day), Some(position)) = (day, position) else {
+            return exec_err!(
+                "cchc_valid_to_{}: expects (date, text, bigint)",
+                self.source
+            );
+        };
+        let file = file.as_string::<i32>();
+        let mut out = Vec::with_capacity(day.len());
+        for i in 0..day.len() {
+            if day.is_null(i) || file.is_null(i) || position.is_null(i) {
+                return exec_err!(
+                    "cchc_valid_to_{}: a version without its identity",
+                    self.source
+                );
+            }
+            let (d, f, p) = (day.value(i), file.value(i), position.value(i));
+            match self.get(d, f, p) {
+                Some(v) => out.push(v),
+                None => {
+                    return exec_err!(
+                        "cchc_valid_to_{}: no indexed version at extract day {d}, file `{f}`, position {p} (staging changed during the refresh?)",
+                        self.source
+                    )
+                }
+            }
+        }
+        Ok(Arc::new(Date32Array::from(out)))
+    }
+}
+
+/// The identities (key columns, extract day, file, position) of one staging file, decoded: a
+/// local file read by its column chunks, an object store's fetched whole.
+async fn read_identities(
+    wh: Location,
+    meta: ObjectMeta,
+    keys: Vec<String>,
+) -> Result<Vec<arrow::array::RecordBatch>> {
+    let local = wh
+        .local_root()
+        .map(|root| root.join(meta.location.as_ref()));
+    let fetched = match local {
+        Some(_) => None,
+        None => Some(wh.get(&meta.location).await?),
+    };
+    let name = meta.location.to_string();
+    tokio::task::spawn_blocking(move || match (local, fetched) {
+        (_, Some(bytes)) => decode(
+            ParquetRecordBatchReaderBuilder::try_new(bytes)?,
+            &keys,
+            &name,
+        ),
+        (Some(path), None) => {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+            decode(
+                ParquetRecordBatchReaderBuilder::try_new(file)?,
+                &keys,
+                &name,
+            )
+        }
+        (None, None) => unreachable!("a file is local or fetched"),
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("version index: {e}")))?
+}
+
+fn decode<T: parquet::file::reader::ChunkReader + 'static>(
+    builder: ParquetRecordBatchReaderBuilder<T>,
+    keys: &[String],
+    name: &str,
+) -> Result<Vec<arrow::array::RecordBatch>> {
+    let schema = builder.schema().clone();
+    let mut roots = Vec::new();
+    for col in
+        keys.iter()
+            .map(String::as_str)
+            .chain(["extract_date", "source_file", "source_position"])
+    {
+        roots.push(
+            schema
+                .index_of(col)
+                .map_err(|_| Error::Internal(format!("{name}: no column `{col}`")))?,
+        );
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()?;
+    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
+/// The pass in version order.
+struct Pass {
+    source: String,
+    keys: usize,
+    converter: RowConverter,
+    files: Vec<(i32, FileVersions)>,
+    /// Key (row format) → the newest version seen: (index in `files`, offset in its `valid_to`).
+    newest: HashMap<Box<[u8]>, (u32, u32), foldhash::fast::RandomState>,
+    last_position: i64,
+    versions: usize,
+}
+
+impl Pass {
+    fn new(source: &Source) -> Result<Self> {
+        let schema = crate::ingest::typing::staging_schema(source);
+        let types = source
+            .key
+            .iter()
+            .map(|k| {
+                schema
+                    .field_with_name(k)
+                    .map(|f| f.data_type().clone())
+                    .map_err(|_| Error::Internal(format!("{}: no key column `{k}`", source.name)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::with_key_types(&source.name, types)
+    }
+
+    fn with_key_types(source: &str, types: Vec<DataType>) -> Result<Self> {
+        Ok(Self {
+            source: source.to_string(),
+            keys: types.len(),
+            converter: RowConverter::new(types.into_iter().map(SortField::new).collect())?,
+            files: Vec::new(),
+            newest: HashMap::default(),
+            last_position: 0,
+            versions: 0,
+        })
+    }
+
+    /// Columns: the key columns, `extract_date`, `source_file`, `source_position`.
+    fn push(&mut self, b: &arrow::array::RecordBatch) -> std::result::Result<(), Unordered> {
+        let cols = b.columns();
+        let keys = &cols[..self.keys];
+        let day = cols[self.keys].as_primitive::<Date32Type>();
+        let file = arrow::compute::cast(&cols[self.keys + 1], &DataType::Utf8)
+            .map_err(|e| Unordered(e.to_string()))?;
+        let file = file.as_string::<i32>();
+        let position = cols[self.keys + 2].as_primitive::<Int64Type>();
+        let rows = self
+            .converter
+            .convert_columns(keys)
+            .map_err(|e| Unordered(e.to_string()))?;
+        for i in 0..b.num_rows() {
+            let (d, f, p) = (day.value(i), file.value(i), position.value(i));
+            let same_file =
+                matches!(self.files.last(), Some((ld, lf)) if *ld == d && &*lf.name == f);
+            if same_file {
+                if p <= self.last_position {
+                    return Err(Unordered(format!(
+                        "position {p} after {}",
+                        self.last_position
+                    )));
+                }
+            } else {
+                if let Some((ld, lf)) = self.files.last() {
+                    if (d, f) <= (*ld, &*lf.name) {
+                        return Err(Unordered(format!(
+                            "file `{f}` of day {d} after `{}`",
+                            lf.name
+                        )));
+                    }
+                }
+                self.files.push((
+                    d,
+                    FileVersions {
+                        name: f.into(),
+                        first: p,
+                        valid_to: Vec::new(),
+                    },
+                ));
+            }
+            self.last_position = p;
+            let fi = self.files.len() - 1;
+            let fv = &mut self.files[fi].1;
+            let at = usize::try_from(p - fv.first)
+                .ok()
+                .filter(|&at| at < u32::MAX as usize)
+                .ok_or_else(|| Unordered(format!("position {p} out of range")))?;
+            fv.valid_to.resize(at + 1, CURRENT);
+            self.versions += 1;
+            // A null key is never the same entity as another version (as `=` in the window).
+            if keys.iter().any(|k| k.is_null(i)) {
+                continue;
+            }
+            let key = rows.row(i);
+            let me = (fi as u32, at as u32);
+            match self.newest.get_mut(key.as_ref()) {
+                Some(prev) => {
+                    let (pf, pa) = std::mem::replace(prev, me);
+                    self.files[pf as usize].1.valid_to[pa as usize] = d;
+                }
+                None => {
+                    self.newest.insert(key.as_ref().into(), me);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> VersionIndex {
+        let mut days: HashMap<i32, Vec<FileVersions>> = HashMap::new();
+        for (d, f) in self.files {
+            days.entry(d).or_default().push(f);
+        }
+        VersionIndex {
+            source: self.source,
+            days,
+            versions: self.versions,
+        }
+    }
+}
+
+/// `cchc_valid_to_<source>(extract_date, source_file, source_position)`: a staged version's
+/// `valid_to` from the [`VersionIndex`] of its source.
+#[derive(Debug)]
+struct ValidTo {
+    name: String,
+    signature: Signature,
+    index: Arc<VersionIndex>,
+}
+
+impl PartialEq for ValidTo {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.index, &other.index)
+    }
+}
+impl Eq for ValidTo {}
+impl Hash for ValidTo {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for ValidTo {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Date32)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let [day, file, position] = arrays.as_slice() else {
+            return exec_err!("{}() takes three values", self.name);
+        };
+        Ok(ColumnarValue::Array(
+            self.index.valid_to(day, file, position)?,
+        ))
+    }
+}
+
+/// The function's name for a source.
+pub fn function_name(source: &Source) -> String {
+    format!("cchc_valid_to_{}", source.name)
+}
+
+/// For every `latest` source whose state some period reads from all of staging (no branch in
+/// `branches`, or a branch without a snapshot), build its index, register its function and
+/// redefine `<source>_versions` with it; such a source gets a branch over all of staging in
+/// `branches` if it had none, so that [`super::models::replace_state_views`] rebuilds its state
+/// view over the new versions view. Returns the sources redefined.
+pub async fn use_version_indexes(
+    ctx: &SessionContext,
+    cfg: &Config,
+    (wh, published): (&Location, &Published),
+    branches: &mut std::collections::BTreeMap<String, Vec<Branch>>,
+) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for source in cfg
+        .sources
+        .iter()
+        .filter(|s| s.versioning == Versioning::Latest)
+    {
+        let reads_all = match branches.get(&source.name) {
+            None => true,
+            Some(b) => b.iter().any(|b| b.input.is_none()),
+        };
+        if !reads_all {
+            continue;
+        }
+        let t0 = std::time::Instant::now();
+        let parts = published.current(wh, wh.list(&format!("staging/{}", source.name)).await?);
+        if parts.is_empty() {
+            continue;
+        }
+        let Some(index) = VersionIndex::build(wh, source, parts).await? else {
+            continue;
+        };
+        tracing::debug!(source = %source.name, index = ?index, ms = t0.elapsed().as_millis() as u64, "version index built");
+        let name = function_name(source);
+        ctx.register_udf(ScalarUDF::new_from_impl(ValidTo {
+            name: name.clone(),
+            signature: Signature::any(3, Volatility::Immutable),
+            index: Arc::new(index),
+        }));
+        ctx.deregister_table(versions_view(source).as_str())?;
+        ctx.sql(&versions_view_sql_with(source, Some(&ident(&name))))
+            .await?;
+        branches
+            .entry(source.name.clone())
+            .or_insert_with(Branch::all);
+        done.push(source.name.clone());
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+
+    /// A batch of identities: (key, extract day, file, position).
+    fn batch(rows: &[(Option<&str>, i32, &str, i64)]) -> RecordBatch {
+        RecordBatch::try_from_iter([
+            (
+                "k",
+                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.0))) as ArrayRef,
+            ),
+            (
+                "extract_date",
+                Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.1))),
+            ),
+            (
+                "source_file",
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+            ),
+            (
+                "source_position",
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.3))),
+            ),
+        ])
+        .unwrap()
+    }
+
+    fn pass() -> Pass {
+        Pass::with_key_types("t", vec![DataType::Utf8]).unwrap()
+    }
+
+    #[test]
+    fn each_version_ends_at_the_next_of_its_key() {
+        let mut p = pass();
+        // Day 10: A twice in file a (the second replaces the first on its own day), B, then A in
+        // a later file; position 3 of file a was not staged. Day 12: A again. A null key never
+        // ends nor is ended.
+        p.push(&batch(&[
+            (Some("A"), 10, "a", 1),
+            (Some("B"), 10, "a", 2),
+            (None, 10, "a", 4),
+            (Some("A"), 10, "a", 5),
+            (Some("A"), 10, "b", 1),
+        ]))
+        .ok()
+        .unwrap();
+        p.push(&batch(&[(None, 12, "a", 1), (Some("A"), 12, "a", 2)]))
+            .ok()
+            .unwrap();
+        let ix = p.finish();
+        assert_eq!(ix.get(10, "a", 1), Some(Some(10)));
+        assert_eq!(ix.get(10, "a", 2), Some(None));
+        assert_eq!(ix.get(10, "a", 4), Some(None));
+        assert_eq!(ix.get(10, "a", 5), Some(Some(10)));
+        assert_eq!(ix.get(10, "b", 1), Some(Some(12)));
+        assert_eq!(ix.get(12, "a", 1), Some(None));
+        assert_eq!(ix.get(12, "a", 2), Some(None));
+        assert_eq!(ix.get(11, "a", 1), None, "no such day");
+        assert_eq!(ix.get(10, "c", 1), None, "no such file");
+        assert_eq!(ix.get(10, "a", 6), None, "no such position");
+        assert_eq!(ix.versions, 7);
+    }
+
+    #[test]
+    fn versions_out_of_order_are_refused() {
+        for rows in [
+            vec![(Some("A"), 10, "a", 2), (Some("A"), 10, "a", 2)],
+            vec![(Some("A"), 10, "b", 1), (Some("A"), 10, "a", 1)],
+            vec![(Some("A"), 11, "a", 1), (Some("A"), 10, "a", 1)],
+        ] {
+            assert!(pass().push(&batch(&rows)).is_err(), "{rows:?}");
+        }
+    }
+}
