@@ -61,14 +61,30 @@ pub async fn refresh_marts(
         &stale,
     )
     .await?;
-    snapshots.write(&ctx, cfg, wh, &published, run_id).await?;
+    // Version indexes in local sessions only: a cluster's executors do not have their functions.
+    let local = cfg.engine.cluster.is_none();
+    let mut indexes = super::version_index::Indexes::default();
+    snapshots
+        .write(
+            &ctx,
+            cfg,
+            (wh, &published),
+            run_id,
+            local.then_some(&mut indexes),
+        )
+        .await?;
     let mut branches = snapshots
         .branches(&ctx, cfg, wh, &published, &stale)
         .await?;
-    // Local sessions only: a cluster's executors do not have the index's function.
-    if cfg.engine.cluster.is_none() {
-        super::version_index::use_version_indexes(&ctx, cfg, (wh, &published), &mut branches)
-            .await?;
+    if local {
+        super::version_index::use_version_indexes(
+            &ctx,
+            cfg,
+            (wh, &published),
+            &mut branches,
+            &mut indexes,
+        )
+        .await?;
     }
     super::models::replace_state_views(&ctx, cfg, !units.changes.is_empty(), &branches).await?;
     let from_snapshots = branches.values().flatten().any(|b| b.input.is_some());

@@ -175,13 +175,16 @@ impl Plan {
     /// Write the snapshots of [`Self::write`] for every source that keeps them, publish them
     /// (their content depends only on staging, which is published already), and make them
     /// usable for the rest of the refresh.
+    /// With `indexes` (a local session), a `latest` source's snapshot without a snapshot before
+    /// it is one filtered scan of staging by its version index ([`indexed_write_sql`]) instead
+    /// of the rule's window over every version's identity.
     pub async fn write(
         &mut self,
         ctx: &SessionContext,
         cfg: &Config,
-        wh: &Location,
-        published: &Published,
+        (wh, published): (&Location, &Published),
         run_id: &str,
+        mut indexes: Option<&mut super::version_index::Indexes>,
     ) -> Result<()> {
         let Some(month) = self.write.clone() else {
             return Ok(());
@@ -191,7 +194,14 @@ impl Plan {
             let t0 = std::time::Instant::now();
             let base = self.base(&source.name, month.end).cloned();
             let input = register_input(ctx, wh, published, source, base.as_ref()).await?;
-            let sql = write_sql(source, month.end, input.as_ref());
+            let function = match (&input, indexes.as_deref_mut()) {
+                (None, Some(ix)) => ix.function(ctx, (wh, published), source).await?,
+                _ => None,
+            };
+            let sql = match &function {
+                Some(f) => indexed_write_sql(source, month.end, f),
+                None => write_sql(source, month.end, input.as_ref()),
+            };
             let schema = staging_schema(source);
             let props = writer_props(source);
             let file = format!("{}/{}", folder(&source.name, &month.id), part_name(run_id));
@@ -385,6 +395,28 @@ fn write_sql(source: &Source, end: NaiveDate, input: Option<&SnapshotInput>) -> 
             )
         }
     }
+}
+
+/// The query of a `latest` source's snapshot at `end` from all of staging, with `valid_to`
+/// from its version index's function `f`: the staged rows in the state as of `end`, one
+/// filtered scan (the index already knows each version's successor, also after `end`, which
+/// does not change the state as of `end`).
+fn indexed_write_sql(source: &Source, end: NaiveDate, f: &str) -> String {
+    let cols = source
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain(META_COLUMNS)
+        .map(|c| format!("x.{}", ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {cols} FROM (SELECT *, extract_date AS valid_from, \
+         {f}(extract_date, source_file, source_position) AS valid_to FROM {} \
+         WHERE extract_date <= DATE '{end}') x WHERE {}",
+        ident(&source.name),
+        holds_on("x", &format!("DATE '{end}'"))
+    )
 }
 
 /// The last day of month `YYYY-MM`.

@@ -384,9 +384,53 @@ pub fn function_name(source: &Source) -> String {
     format!("cchc_valid_to_{}", source.name)
 }
 
+/// The version indexes of a refresh's session, each built and registered on first use.
+#[derive(Default)]
+pub struct Indexes {
+    /// Per source: its function's name, or `None` (no staging, or not in version order).
+    built: HashMap<String, Option<String>>,
+}
+
+impl Indexes {
+    /// The name of `source`'s `valid_to` function in `ctx` (quoted), its index built and the
+    /// function registered on first use; `None` for a source that is not `latest`, without
+    /// staging, or whose staging is not in version order.
+    pub async fn function(
+        &mut self,
+        ctx: &SessionContext,
+        (wh, published): (&Location, &Published),
+        source: &Source,
+    ) -> Result<Option<String>> {
+        if source.versioning != Versioning::Latest {
+            return Ok(None);
+        }
+        if let Some(f) = self.built.get(&source.name) {
+            return Ok(f.clone());
+        }
+        let t0 = std::time::Instant::now();
+        let parts = published.current(wh, wh.list(&format!("staging/{}", source.name)).await?);
+        let index = match parts.is_empty() {
+            true => None,
+            false => VersionIndex::build(wh, source, parts).await?,
+        };
+        let f = index.map(|index| {
+            tracing::debug!(source = %source.name, index = ?index, ms = t0.elapsed().as_millis() as u64, "version index built");
+            let name = function_name(source);
+            ctx.register_udf(ScalarUDF::new_from_impl(ValidTo {
+                name: name.clone(),
+                signature: Signature::any(3, Volatility::Immutable),
+                index: Arc::new(index),
+            }));
+            ident(&name)
+        });
+        self.built.insert(source.name.clone(), f.clone());
+        Ok(f)
+    }
+}
+
 /// For every `latest` source whose state some period reads from all of staging (no branch in
-/// `branches`, or a branch without a snapshot), build its index, register its function and
-/// redefine `<source>_versions` with it; such a source gets a branch over all of staging in
+/// `branches`, or a branch without a snapshot), redefine `<source>_versions` with its index's
+/// function ([`Indexes::function`]); such a source gets a branch over all of staging in
 /// `branches` if it had none, so that [`super::models::replace_state_views`] rebuilds its state
 /// view over the new versions view. Returns the sources redefined.
 pub async fn use_version_indexes(
@@ -394,6 +438,7 @@ pub async fn use_version_indexes(
     cfg: &Config,
     (wh, published): (&Location, &Published),
     branches: &mut std::collections::BTreeMap<String, Vec<Branch>>,
+    indexes: &mut Indexes,
 ) -> Result<Vec<String>> {
     let mut done = Vec::new();
     for source in cfg
@@ -408,24 +453,11 @@ pub async fn use_version_indexes(
         if !reads_all {
             continue;
         }
-        let t0 = std::time::Instant::now();
-        let parts = published.current(wh, wh.list(&format!("staging/{}", source.name)).await?);
-        if parts.is_empty() {
-            continue;
-        }
-        let Some(index) = VersionIndex::build(wh, source, parts).await? else {
+        let Some(f) = indexes.function(ctx, (wh, published), source).await? else {
             continue;
         };
-        tracing::debug!(source = %source.name, index = ?index, ms = t0.elapsed().as_millis() as u64, "version index built");
-        let name = function_name(source);
-        ctx.register_udf(ScalarUDF::new_from_impl(ValidTo {
-            name: name.clone(),
-            signature: Signature::any(3, Volatility::Immutable),
-            index: Arc::new(index),
-        }));
         ctx.deregister_table(versions_view(source).as_str())?;
-        ctx.sql(&versions_view_sql_with(source, Some(&ident(&name))))
-            .await?;
+        ctx.sql(&versions_view_sql_with(source, Some(&f))).await?;
         branches
             .entry(source.name.clone())
             .or_insert_with(Branch::all);

@@ -26,6 +26,7 @@ fn both_ways(cfg: &cchc::config::Config, q: &str) -> (String, String) {
             cfg,
             (&wh, &published),
             &mut branches,
+            &mut Default::default(),
         )
         .await
         .unwrap();
