@@ -35,7 +35,10 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::models::{mem_table, print_executed, register_listing};
 use super::periods::{changed_since, Period};
-use super::state::{holds_on, key_list, same_key, versions_sql, Branch, SnapshotInput};
+use super::state::{
+    all_columns, holds_on, indexed_versions_sql, key_list, same_key, versions_sql, Branch,
+    SnapshotInput,
+};
 use crate::base::error::{Error, Result};
 use crate::base::text::ident;
 use crate::config::{Config, PeriodKind, Source, Versioning, META_COLUMNS};
@@ -337,14 +340,7 @@ fn write_sql(source: &Source, end: NaiveDate, input: Option<&SnapshotInput>) -> 
         .collect();
     let until = |t: &str| format!("(SELECT * FROM {t} WHERE extract_date <= DATE '{end}')");
     let narrow = |t: &str| format!("(SELECT {} FROM {t})", identity.join(", "));
-    let cols = source
-        .columns
-        .iter()
-        .map(|c| c.name.as_str())
-        .chain(META_COLUMNS)
-        .map(|c| format!("i.{}", ident(c)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = all_columns(source, "i.");
     // The whole rows of `t` whose identities are in the state as of `end` by `versions`.
     let picked = |versions: &str, t: &str| {
         let on = identity
@@ -402,19 +398,14 @@ fn write_sql(source: &Source, end: NaiveDate, input: Option<&SnapshotInput>) -> 
 /// filtered scan (the index already knows each version's successor, also after `end`, which
 /// does not change the state as of `end`).
 fn indexed_write_sql(source: &Source, end: NaiveDate, f: &str) -> String {
-    let cols = source
-        .columns
-        .iter()
-        .map(|c| c.name.as_str())
-        .chain(META_COLUMNS)
-        .map(|c| format!("x.{}", ident(c)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let until = format!(
+        "(SELECT * FROM {} WHERE extract_date <= DATE '{end}')",
+        ident(&source.name)
+    );
     format!(
-        "SELECT {cols} FROM (SELECT *, extract_date AS valid_from, \
-         {f}(extract_date, source_file, source_position) AS valid_to FROM {} \
-         WHERE extract_date <= DATE '{end}') x WHERE {}",
-        ident(&source.name),
+        "SELECT {} FROM ({}) x WHERE {}",
+        all_columns(source, "x."),
+        indexed_versions_sql(&until, f),
         holds_on("x", &format!("DATE '{end}'"))
     )
 }

@@ -179,14 +179,21 @@ pub fn versions_view_sql(source: &Source) -> String {
 pub fn versions_view_sql_with(source: &Source, valid_to: Option<&str>) -> String {
     let t = ident(&source.name);
     let body = match valid_to {
-        Some(f) if source.versioning == Versioning::Latest => format!(
-            "SELECT *, extract_date AS valid_from, \
-             {f}(extract_date, source_file, source_position) AS valid_to FROM {}",
-            with_derived_columns(source, &t)
-        ),
+        Some(f) if source.versioning == Versioning::Latest => {
+            indexed_versions_sql(&with_derived_columns(source, &t), f)
+        }
         _ => versions_sql(source, &t, true),
     };
     format!("CREATE VIEW {} AS {body}", ident(&versions_view(source)))
+}
+
+/// The versions of a `latest` source over `t` (staged rows, all of a key's versions with them),
+/// `valid_to` from the source's version index function `f` (see [`super::version_index`]).
+pub fn indexed_versions_sql(t: &str, f: &str) -> String {
+    format!(
+        "SELECT *, extract_date AS valid_from, \
+         {f}(extract_date, source_file, source_position) AS valid_to FROM {t}"
+    )
 }
 
 /// The versions of a source over `t` (a table with the staging columns), by its `versioning`:
@@ -317,7 +324,8 @@ fn neighbour_has_key(source: &Source, f: &str, op: &str) -> String {
     each_key(source, " AND ", |k| format!("{f}({k}) OVER w {op} {k}"))
 }
 
-fn all_columns(source: &Source, prefix: &str) -> String {
+/// The staging and metadata columns of a source, quoted, each after `prefix`, comma-separated.
+pub fn all_columns(source: &Source, prefix: &str) -> String {
     source
         .columns
         .iter()

@@ -14,7 +14,7 @@
 //! A refresh that reads a `latest` source's versions from all of staging (a backfill,
 //! `refresh --full`, the periods before the first month-end snapshot) registers the result as
 //! `cchc_valid_to_<source>(extract_date, source_file, source_position)` and redefines
-//! `<source>_versions` with it ([`indexed_versions_sql`]); `cchc sql`, `cchc serve` and a
+//! `<source>_versions` with it ([`super::state::indexed_versions_sql`]); `cchc sql`, `cchc serve` and a
 //! cluster session keep the SQL form. A test compares both over the same staging.
 
 use std::collections::HashMap;
@@ -159,21 +159,22 @@ async fn read_identities(
     meta: ObjectMeta,
     keys: Vec<String>,
 ) -> Result<Vec<arrow::array::RecordBatch>> {
-    let local = wh
-        .local_root()
-        .map(|root| root.join(meta.location.as_ref()));
-    let fetched = match local {
-        Some(_) => None,
-        None => Some(wh.get(&meta.location).await?),
-    };
+    enum Input {
+        Local(std::path::PathBuf),
+        Fetched(bytes::Bytes),
+    }
     let name = meta.location.to_string();
-    tokio::task::spawn_blocking(move || match (local, fetched) {
-        (_, Some(bytes)) => decode(
+    let input = match wh.local_root() {
+        Some(root) => Input::Local(root.join(meta.location.as_ref())),
+        None => Input::Fetched(wh.get(&meta.location).await?),
+    };
+    tokio::task::spawn_blocking(move || match input {
+        Input::Fetched(bytes) => decode(
             ParquetRecordBatchReaderBuilder::try_new(bytes)?,
             &keys,
             &name,
         ),
-        (Some(path), None) => {
+        Input::Local(path) => {
             let file = std::fs::File::open(&path)
                 .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
             decode(
@@ -182,7 +183,6 @@ async fn read_identities(
                 &name,
             )
         }
-        (None, None) => unreachable!("a file is local or fetched"),
     })
     .await
     .map_err(|e| Error::Internal(format!("version index: {e}")))?
