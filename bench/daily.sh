@@ -34,7 +34,7 @@ print(p1f - d.timedelta(1), p1f, p1f + d.timedelta(1), p1e, f, f + d.timedelta(1
 next_day() { # label, day: RUNS runs of `run --date day` on fresh copies of $OUT/wh-next
   local T=() M=() r t m
   for i in $(seq "$RUNS"); do
-    rm -rf "$OUT/wh-next-run"; cp -r "$OUT/wh-next" "$OUT/wh-next-run"
+    retire "$OUT/wh-next-run"; cp -r "$OUT/wh-next" "$OUT/wh-next-run"
     r=$(measure "next-$2" "${ENV[@]}" "$BIN" --quiet --warehouse "$OUT/wh-next-run" --landing "$LANDING" run --date "$2") || exit 1
     read -r t m <<<"$r"; T+=("$t"); M+=("$m")
   done

@@ -26,11 +26,11 @@ INPUT_MB=$(du -sm --exclude=.done "$LANDING" | cut -f1)
 
 CCHC_T=(); CCHC_M=(); DUCK_T=(); DUCK_M=()
 for i in $(seq "$RUNS"); do
-  rm -rf "$OUT/wh"
+  retire "$OUT/wh"
   r=$(measure cchc env CCHC_PII_KEY=bench-key-0123456789 "$BIN" --quiet --warehouse "$OUT/wh" --landing "$LANDING" backfill --from "$FROM" --to "$TO") || exit 1
   read -r t m <<<"$r"
   CCHC_T+=("$t"); CCHC_M+=("$m")
-  rm -rf "$OUT/duck"; mkdir -p "$OUT/duck"
+  retire "$OUT/duck"; mkdir -p "$OUT/duck"
   r=$(measure duckdb python3 bench/duckdb_load.py "$LANDING" "$OUT/duck") || exit 1
   read -r t m <<<"$r"
   DUCK_T+=("$t"); DUCK_M+=("$m")

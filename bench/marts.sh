@@ -25,7 +25,7 @@ CT=(); CM=(); DT=(); DM=()
 for i in $(seq "$RUNS"); do
   r=$(measure cchc-marts "$BIN" --quiet --warehouse "$WH" --landing "$LANDING" refresh --full) || exit 1; read -r t m <<<"$r"
   CT+=("$t"); CM+=("$m")
-  rm -rf "$OUT/duck-marts"
+  retire "$OUT/duck-marts"
   r=$(measure duckdb-marts python3 bench/marts_duckdb.py "$WH" "$OUT/duck-marts" "$FROM" "$TO") || exit 1; read -r t m <<<"$r"
   DT+=("$t"); DM+=("$m")
 done
