@@ -83,10 +83,38 @@ impl<'de> Visitor<'de> for ValVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut v = Vec::new();
-        while let Some((k, x)) = map.next_entry::<Cow<'de, str>, Val<'de>>()? {
+        while let Some((Text(k), x)) = map.next_entry::<Text<'de>, Val<'de>>()? {
             v.push((k, x));
         }
         Ok(Val::Obj(v))
+    }
+}
+
+/// A string that borrows from the input when it has no escapes. (`Cow<str>`'s own `Deserialize`
+/// always allocates: every key of every record would be a new `String`.)
+pub struct Text<'de>(pub Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Owned(v)))
     }
 }
 
@@ -122,7 +150,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_, 'de> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut at = 0;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
             let slot = match self.order.get(at) {
                 Some(&(k, slot)) if k == key.as_ref() => slot,
                 _ => {

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{text_of, Emit};
-use crate::ingest::value::{FieldIndex, KeyOrder, RecordSeed, Val, NOT_AN_OBJECT};
+use crate::ingest::value::{FieldIndex, KeyOrder, RecordSeed, Text, Val, NOT_AN_OBJECT};
 
 /// The raw text of record `i` (0-based) of `data`.
 type RawOf<'r> = &'r dyn Fn(usize) -> String;
@@ -49,9 +49,9 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_, '_, '_, '_> {
             service: None,
             data: false,
         };
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
             match key.as_ref() {
-                "service" => env.service = map.next_value()?,
+                "service" => env.service = map.next_value::<Option<Text<'de>>>()?.map(|t| t.0),
                 "data" if env.data => {
                     return Err(serde::de::Error::custom(
                         "the envelope has two `data` arrays",
@@ -175,6 +175,11 @@ struct RawEnvelope<'a> {
 }
 
 pub fn read(bytes: &[u8], service: &str, emit: &mut Emit) -> Result<(), String> {
+    read_with(bytes, service, emit, true)
+}
+
+/// [`read`], with sonic-rs first (`quick`) or serde_json alone.
+fn read_with(bytes: &[u8], service: &str, emit: &mut Emit, quick: bool) -> Result<(), String> {
     let text = text_of(bytes)?;
     let raws: OnceCell<Vec<&RawValue>> = OnceCell::new();
     let raw_of = |i: usize| -> String {
@@ -185,14 +190,38 @@ pub fn read(bytes: &[u8], service: &str, emit: &mut Emit) -> Result<(), String> 
         });
         raws.get(i).map(|r| r.get().to_string()).unwrap_or_default()
     };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let env = EnvelopeSeed {
-        emit,
-        raw_of: &raw_of,
-    }
-    .deserialize(&mut de)
-    .and_then(|env| de.end().map(|_| env))
-    .map_err(|e| format!("invalid JSON: {e}"))?;
+    // First with sonic-rs (SIMD: finding a string's end, skipping white space), which accepts
+    // and rejects what serde_json does (a test compares them on every defect of the contract and
+    // more). Should it fail, serde_json reads the file again from the start, from a clean slate,
+    // and its outcome stands: a file's quarantine reason keeps serde_json's words and position.
+    let mark = emit.mark();
+    let first = match quick {
+        true => {
+            let mut de = sonic_rs::Deserializer::from_str(text);
+            EnvelopeSeed {
+                emit: &mut *emit,
+                raw_of: &raw_of,
+            }
+            .deserialize(&mut de)
+            .and_then(|env| de.end().map(|_| env))
+            .ok()
+        }
+        false => None,
+    };
+    let env = match first {
+        Some(env) => env,
+        None => {
+            emit.restart(mark);
+            let mut de = serde_json::Deserializer::from_str(text);
+            EnvelopeSeed {
+                emit,
+                raw_of: &raw_of,
+            }
+            .deserialize(&mut de)
+            .and_then(|env| de.end().map(|_| env))
+            .map_err(|e| format!("invalid JSON: {e}"))?
+        }
+    };
     if let Some(s) = &env.service {
         if s != service {
             return Err(format!("envelope service is `{s}`, expected `{service}`"));
@@ -202,4 +231,129 @@ pub fn read(bytes: &[u8], service: &str, emit: &mut Emit) -> Result<(), String> 
         return Err("the envelope has no `data` array".to_string());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load, Overrides};
+    use crate::ingest::formats::{field_index, BadRecord, Counts};
+    use crate::ingest::pseudonymise::Pseudonymiser;
+    use crate::ingest::typing::{Context, Typer};
+
+    type Outcome = (
+        Result<(), String>,
+        Counts,
+        Vec<BadRecord>,
+        Option<arrow::array::RecordBatch>,
+    );
+
+    /// What reading `text` gives: the outcome, the counts, the quarantine and the staged rows.
+    fn outcome(text: &str, quick: bool) -> Outcome {
+        let cfg = load(
+            std::path::Path::new("configs/local.yaml"),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let source = cfg.source("dossiers").unwrap();
+        let units: foldhash::HashSet<String> = ["000.00.01.H40".to_string()].into_iter().collect();
+        let pii = Pseudonymiser::new(b"a key of sixteen chars");
+        let ctx = Context {
+            units: &units,
+            pii: &pii,
+        };
+        let index = field_index(source);
+        let mut typer = Typer::new(source);
+        let mut quarantine = vec![BadRecord {
+            file: "an earlier file".into(),
+            position: None,
+            reason: "kept".into(),
+            raw: None,
+        }];
+        let mut emit = Emit {
+            source,
+            index: &index,
+            typer: &mut typer,
+            quarantine: &mut quarantine,
+            ctx: &ctx,
+            extract_day: 19_052,
+            file: "hoso_1.json",
+            counts: Counts::default(),
+        };
+        let r = read_with(text.as_bytes(), "DongBoHoSoMC", &mut emit, quick);
+        let counts = emit.counts;
+        let batch = r.is_ok().then(|| typer.finish().unwrap());
+        (r, counts, quarantine, batch)
+    }
+
+    #[test]
+    fn sonic_rs_then_serde_json_read_every_file_as_serde_json_alone() {
+        let good = r#"{"MaHoSo":"H1","MaTTHC":"1.0001","TenTTHC":"Cấp phép","DonViXuLy":"000.00.01.H40",
+            "TrangThaiHoSo":"4","ChuHoSo":"Nguyễn Văn Ánh","NgayHenTra":"20220304170000",
+            "DanhSachPhieuXinLoi":[{"NgayXinLoi":"20220303100000","LyDo":"Tr\u1ec5 h\u1ea1n"}]}"#;
+        let escaped = r#"{"MaHoSo":"H\"2\\\/","MaTTHC":"1.0001","TenTTHC":"a\tb\u00e0\ud83d\ude00","DonViXuLy":"000.00.01.H40","TrangThaiHoSo":"4","X":[1,-0,1e5,18446744073709551616,true,null,{"a":[]}]}"#;
+        let bad = r#"{"MaHoSo":"H3","MaTTHC":5,"TenTTHC":null,"DonViXuLy":"000.00.01.H40","TrangThaiHoSo":"4"}"#;
+        let envelope = |records: &[&str]| {
+            format!(
+                "{{\"service\":\"DongBoHoSoMC\",\"data\":[{}]}}",
+                records.join(",")
+            )
+        };
+        let whole = envelope(&[good, escaped, bad, "\"a string\"", "[1,2]", "7"]);
+        let with = |from: &str, to: &str| envelope(&[&good.replace(from, to)]);
+        let mut cases: Vec<String> = vec![
+            whole.clone(),
+            format!(" \n\t{whole}\r\n "),
+            envelope(&[]),
+            r#"{"data":[],"service":null,"other":{"x":[1,{}]}}"#.into(),
+            r#"{"service":"LayThuTuc","data":[]}"#.into(),
+            r#"{"service":"DongBoHoSoMC"}"#.into(),
+            r#"{"data":[],"data":[]}"#.into(),
+            r#"{"service":5,"data":[]}"#.into(),
+            "[]".into(),
+            "null".into(),
+            format!("{whole} x"),
+            format!("{whole}}}"),
+            envelope(&[good, ""]),
+            with("\"H1\"", r#""H\x""#),
+            with("\"H1\"", r#""H\ud800""#),
+            with("\"H1\"", r#""H\udc00x""#),
+            with("\"H1\"", r#""H\u12""#),
+            with("\"H1\"", "\"H\u{1}\""),
+            with("\"H1\"", "\"H\t1\""),
+            with("\"H1\"", "\"H\n1\""),
+            with("\"4\"", "01"),
+            with("\"4\"", "1."),
+            with("\"4\"", "1e400"),
+            with("\"4\"", "-"),
+            with("\"4\"", "tru"),
+            with("\"4\"", "NaN"),
+            with("}]}", "},]}"),
+            with("\"MaHoSo\":", "\"MaHoSo\" "),
+            with("\"MaHoSo\":", "MaHoSo:"),
+            with("\"MaHoSo\":", "'MaHoSo':"),
+            envelope(&[&format!("{good}/* c */")]),
+            format!("{}{}", "[".repeat(200), "]".repeat(200)),
+            envelope(&[&format!(
+                "{{\"X\":{}1{}}}",
+                "[".repeat(200),
+                "]".repeat(200)
+            )]),
+        ];
+        // Every cut of the whole file: each a file that ends early.
+        cases.extend((1..whole.len()).filter_map(|n| whole.get(..n).map(str::to_string)));
+        let mut failed = 0;
+        for text in &cases {
+            let (quick, plain) = (outcome(text, true), outcome(text, false));
+            assert_eq!(quick, plain, "{text}");
+            failed += quick.0.is_err() as usize;
+        }
+        // The cases reach both outcomes and every kind of record.
+        assert!(failed > cases.len() / 2);
+        let (r, counts, quarantine, batch) = outcome(&whole, true);
+        assert_eq!(r, Ok(()));
+        assert_eq!((counts.read, counts.staged, counts.quarantined), (6, 2, 4));
+        assert_eq!(quarantine.len(), 5);
+        assert_eq!(batch.unwrap().num_rows(), 2);
+    }
 }

@@ -71,6 +71,18 @@ impl Emit<'_, '_> {
         }
     }
 
+    /// Where this file's emitted records start: [`Self::restart`] goes back to it.
+    pub fn mark(&self) -> usize {
+        self.quarantine.len()
+    }
+
+    /// Forget every record emitted since `mark` (a reader that reads the file again).
+    pub fn restart(&mut self, mark: usize) {
+        *self.typer = Typer::new(self.source);
+        self.quarantine.truncate(mark);
+        self.counts = Counts::default();
+    }
+
     pub fn slot_count(&self) -> usize {
         self.source.columns.len()
     }
