@@ -29,7 +29,7 @@ use crate::config::units::Units;
 use crate::config::{Config, Source};
 use crate::store::ledger::{FileReport, SourceDay};
 use crate::store::location::Location;
-use crate::store::publish::{default_props, partition, write_part_blocking};
+use crate::store::publish::{default_props, partition, write_part_blocking, write_parts_blocking};
 use formats::{field_index, read_file, BadRecord, Counts, Emit};
 use landing::day_files;
 use pseudonymise::Pseudonymiser;
@@ -213,13 +213,8 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
             quarantined: counts.quarantined,
         });
     }
-    let batch = match batches.len() {
-        0 => Typer::new(source).finish()?,
-        1 => batches.remove(0),
-        _ => arrow::compute::concat_batches(&batches[0].schema(), &batches)?,
-    };
-    if report.read != report.staged + report.quarantined || batch.num_rows() as u64 != report.staged
-    {
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if report.read != report.staged + report.quarantined || rows as u64 != report.staged {
         return Err(Error::Internal(format!(
             "{} {day}: read {} != staged {} + quarantined {}",
             source.name, report.read, report.staged, report.quarantined
@@ -229,12 +224,12 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
     if let Some(e) = failpoint::error("ingest.write") {
         return Err(e);
     }
-    write_part_blocking(
+    write_parts_blocking(
         &env.warehouse,
         &env.rt,
         &partition("staging", &source.name, day),
         &env.run_id,
-        &batch,
+        &batches,
         typing::staging_props(source),
     )?;
     failpoint::hit("ingest.staged");

@@ -57,15 +57,22 @@ pub fn staging_schema(source: &Source) -> SchemaRef {
 }
 
 /// Writer settings of a source's staging files: the pseudonym columns plain
-/// ([`plain_pseudonyms`]); timestamps without a dictionary (hardly any repeats in a day);
-/// everything else the warehouse's defaults (Snappy, dictionaries, statistics).
+/// ([`plain_pseudonyms`]); without a dictionary the columns whose values hardly repeat in a day
+/// (timestamps, the key, the record's position: a dictionary of unique values is larger than
+/// the values, and costs a hash and a comparison per value to build and a lookup per value to
+/// read); everything else the warehouse's defaults (Snappy, dictionaries, statistics).
 pub fn staging_props(source: &Source) -> WriterProperties {
     use parquet::schema::types::ColumnPath;
     let mut props = plain_pseudonyms(crate::store::publish::default_props(), source);
-    for c in &source.columns {
-        if !c.pii && matches!(c.kind, Kind::Timestamp(_)) {
-            props = props.set_column_dictionary_enabled(ColumnPath::from(c.name.as_str()), false);
-        }
+    let unique = source
+        .columns
+        .iter()
+        .filter(|c| !c.pii)
+        .filter(|c| matches!(c.kind, Kind::Timestamp(_)) || source.key == [c.name.as_str()])
+        .map(|c| c.name.as_str())
+        .chain(["source_position"]);
+    for name in unique {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(name), false);
     }
     props.build()
 }

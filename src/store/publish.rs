@@ -64,8 +64,20 @@ pub fn default_props() -> parquet::file::properties::WriterPropertiesBuilder {
 
 /// Parquet bytes of one batch, with the given writer settings.
 pub fn parquet_bytes_with(batch: &RecordBatch, props: WriterProperties) -> Result<Bytes> {
-    let mut w = ArrowWriter::try_new(Vec::with_capacity(1 << 20), batch.schema(), Some(props))?;
-    w.write(batch)?;
+    parquet_bytes_of(batch.schema(), std::slice::from_ref(batch), props)
+}
+
+/// Parquet bytes of batches of one schema, in order, as one file (a day's files, each typed on
+/// its own, written without first concatenating them).
+pub fn parquet_bytes_of(
+    schema: arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+    props: WriterProperties,
+) -> Result<Bytes> {
+    let mut w = ArrowWriter::try_new(Vec::with_capacity(1 << 20), schema, Some(props))?;
+    for batch in batches {
+        w.write(batch)?;
+    }
     Ok(Bytes::from(w.into_inner()?))
 }
 
@@ -106,11 +118,26 @@ pub fn write_part_blocking(
     batch: &RecordBatch,
     props: WriterProperties,
 ) -> Result<()> {
-    if batch.num_rows() == 0 {
+    write_parts_blocking(wh, rt, folder, run_id, std::slice::from_ref(batch), props)
+}
+
+/// [`write_part_blocking`] of batches of one schema, as one file.
+pub fn write_parts_blocking(
+    wh: &Location,
+    rt: &tokio::runtime::Handle,
+    folder: &str,
+    run_id: &str,
+    batches: &[RecordBatch],
+    props: WriterProperties,
+) -> Result<()> {
+    let Some(first) = batches.first() else {
+        return Ok(());
+    };
+    if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(());
     }
     let path = part_path(wh, folder, run_id);
-    wh.put_blocking(rt, &path, parquet_bytes_with(batch, props)?)
+    wh.put_blocking(rt, &path, parquet_bytes_of(first.schema(), batches, props)?)
 }
 
 /// The commit records of a warehouse: which run's file of each partition folder is published.
