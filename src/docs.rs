@@ -44,7 +44,7 @@ pub fn render(cfg: &Config) -> String {
                 kind_name(&c.kind),
                 esc(&c.description),
                 if c.pii {
-                    " Personal data: HMAC-SHA256 (128 bits, hex), never in clear."
+                    " Personal data: HMAC-SHA256 in hex, never in clear: its first 128 bits (32 digits), or all 256 (64 digits) in a warehouse recorded before tokens were shortened (`token_digits` of `_pii_key.json`)."
                 } else {
                     ""
                 }
