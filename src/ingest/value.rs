@@ -36,11 +36,44 @@ impl Val<'_> {
 
 impl<'de> Deserialize<'de> for Val<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValVisitor)
+        d.deserialize_any(ValVisitor {
+            depth: 0,
+            limit: usize::MAX,
+        })
     }
 }
 
-struct ValVisitor;
+/// How many arrays and objects a declared field's value may nest, in a reader that must refuse
+/// deeper values before serde_json would: sonic-rs allows 255 levels, serde_json 128 counting the
+/// envelope's (the portal's record values start at level 4), so the portal reader's sonic-rs
+/// pass refuses values deeper than this and the file is read again by serde_json, whose outcome
+/// stands (see `formats::dvcqg_json`). serde_json's own readers set no limit of theirs.
+pub const SONIC_NESTING: usize = 100;
+
+#[derive(Clone, Copy)]
+struct ValVisitor {
+    depth: usize,
+    limit: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ValVisitor {
+    type Value = Val<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl ValVisitor {
+    fn inner<E: de::Error>(self) -> Result<Self, E> {
+        match self.depth < self.limit {
+            true => Ok(ValVisitor {
+                depth: self.depth + 1,
+                limit: self.limit,
+            }),
+            false => Err(E::custom("a value nested too deep")),
+        }
+    }
+}
 
 impl<'de> Visitor<'de> for ValVisitor {
     type Value = Val<'de>;
@@ -75,16 +108,18 @@ impl<'de> Visitor<'de> for ValVisitor {
         Ok(Val::Float)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let inner = self.inner()?;
         let mut v = Vec::new();
-        while let Some(x) = seq.next_element()? {
+        while let Some(x) = seq.next_element_seed(inner)? {
             v.push(x);
         }
         Ok(Val::Arr(v))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let inner = self.inner()?;
         let mut v = Vec::new();
-        while let Some((Text(k), x)) = map.next_entry::<Text<'de>, Val<'de>>()? {
-            v.push((k, x));
+        while let Some(Text(k)) = map.next_key::<Text<'de>>()? {
+            v.push((k, map.next_value_seed(inner)?));
         }
         Ok(Val::Obj(v))
     }
@@ -134,6 +169,8 @@ pub struct RecordSeed<'s, 'de> {
     pub index: &'s FieldIndex,
     pub slots: &'s mut [Option<Val<'de>>],
     pub order: &'s mut KeyOrder<'de>,
+    /// Nesting allowed in a field's value (`usize::MAX`: the parser's own limit only).
+    pub nesting: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for RecordSeed<'_, 'de> {
@@ -164,7 +201,12 @@ impl<'de> Visitor<'de> for RecordSeed<'_, 'de> {
             };
             at += 1;
             match slot {
-                Some(i) => self.slots[i] = Some(map.next_value()?),
+                Some(i) => {
+                    self.slots[i] = Some(map.next_value_seed(ValVisitor {
+                        depth: 0,
+                        limit: self.nesting,
+                    })?)
+                }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -187,6 +229,7 @@ pub fn parse_record<'de>(
         index,
         slots,
         order,
+        nesting: usize::MAX,
     }
     .deserialize(&mut de)
     .and_then(|_| de.end())

@@ -17,7 +17,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{text_of, Emit};
-use crate::ingest::value::{FieldIndex, KeyOrder, RecordSeed, Text, Val, NOT_AN_OBJECT};
+use crate::ingest::value::{
+    FieldIndex, KeyOrder, RecordSeed, Text, Val, NOT_AN_OBJECT, SONIC_NESTING,
+};
 
 /// The raw text of record `i` (0-based) of `data`.
 type RawOf<'r> = &'r dyn Fn(usize) -> String;
@@ -25,6 +27,8 @@ type RawOf<'r> = &'r dyn Fn(usize) -> String;
 struct EnvelopeSeed<'e, 'a, 's, 'r> {
     emit: &'e mut Emit<'a, 's>,
     raw_of: RawOf<'r>,
+    /// See [`RecordSeed::nesting`].
+    nesting: usize,
 }
 
 struct Envelope<'a> {
@@ -61,6 +65,7 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_, '_, '_, '_> {
                     map.next_value_seed(DataSeed {
                         emit: &mut *self.emit,
                         raw_of: self.raw_of,
+                        nesting: self.nesting,
                     })?;
                     env.data = true;
                 }
@@ -76,6 +81,7 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_, '_, '_, '_> {
 struct DataSeed<'e, 'a, 's, 'r> {
     emit: &'e mut Emit<'a, 's>,
     raw_of: RawOf<'r>,
+    nesting: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for DataSeed<'_, '_, '_, '_> {
@@ -100,6 +106,7 @@ impl<'de> Visitor<'de> for DataSeed<'_, '_, '_, '_> {
                 index: self.emit.index,
                 slots: &mut slots,
                 order: &mut order,
+                nesting: self.nesting,
             })?
             else {
                 return Ok(());
@@ -119,6 +126,7 @@ struct RecSeed<'i, 'x, 'de> {
     index: &'i FieldIndex,
     slots: &'x mut [Option<Val<'de>>],
     order: &'x mut KeyOrder<'de>,
+    nesting: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for RecSeed<'_, '_, 'de> {
@@ -138,6 +146,7 @@ impl<'de> Visitor<'de> for RecSeed<'_, '_, 'de> {
             index: self.index,
             slots: self.slots,
             order: self.order,
+            nesting: self.nesting,
         }
         .visit_map(map)?;
         Ok(true)
@@ -201,6 +210,7 @@ fn read_with(bytes: &[u8], service: &str, emit: &mut Emit, quick: bool) -> Resul
             EnvelopeSeed {
                 emit: &mut *emit,
                 raw_of: &raw_of,
+                nesting: SONIC_NESTING,
             }
             .deserialize(&mut de)
             .and_then(|env| de.end().map(|_| env))
@@ -216,6 +226,7 @@ fn read_with(bytes: &[u8], service: &str, emit: &mut Emit, quick: bool) -> Resul
             EnvelopeSeed {
                 emit,
                 raw_of: &raw_of,
+                nesting: usize::MAX,
             }
             .deserialize(&mut de)
             .and_then(|env| de.end().map(|_| env))
@@ -339,6 +350,21 @@ mod tests {
                 "[".repeat(200),
                 "]".repeat(200)
             )]),
+            // Nested deeper than serde_json allows but not sonic-rs, in a declared field (and
+            // an unclosed object as deep).
+            with(
+                "\"Cấp phép\"",
+                &format!("{}1{}", "[".repeat(150), "]".repeat(150)),
+            ),
+            with(
+                "\"Cấp phép\"",
+                &format!("{}1{}", "[".repeat(110), "]".repeat(110)),
+            ),
+            with(
+                "\"Cấp phép\"",
+                &format!("{}1{}", "[".repeat(90), "]".repeat(90)),
+            ),
+            with("\"Cấp phép\"", &"{\"a\":".repeat(150)),
         ];
         // Every cut of the whole file: each a file that ends early.
         cases.extend((1..whole.len()).filter_map(|n| whole.get(..n).map(str::to_string)));
