@@ -165,9 +165,8 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
                 Err(reason) => (bytes::Bytes::new(), String::new(), Some(reason)),
             };
         // Each file is typed on its own, so that what a reader emitted before it found the file
-        // unreadable (a cut-off JSON file) is dropped with its typer and quarantine entries.
+        // unreadable (a cut-off JSON file) is dropped (`Emit::restart`).
         let mut typer = Typer::new(source);
-        let mark = quarantine.len();
         let mut emit = Emit {
             source,
             index: &index,
@@ -178,16 +177,18 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
             file: &name,
             counts: Counts::default(),
         };
+        let mark = emit.mark();
         let outcome = match problem {
             Some(reason) => Err(reason),
             None => read_file(source, &bytes, &mut emit),
         };
-        let mut counts = emit.counts;
+        if outcome.is_err() {
+            emit.restart(mark);
+        }
+        let counts = emit.counts;
         let unreadable = outcome.err();
         match &unreadable {
             Some(reason) => {
-                quarantine.truncate(mark);
-                counts = Counts::default();
                 tracing::warn!(source = %source.name, day = %day, file = %name, reason = %reason, "unreadable file quarantined");
                 quarantine.push(BadRecord {
                     file: name.clone(),

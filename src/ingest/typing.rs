@@ -474,34 +474,21 @@ impl ColBuf {
 pub struct Typer<'s> {
     source: &'s Source,
     schema: SchemaRef,
-    /// The staging schema with every column nullable: the rows before the rejected are dropped
-    /// hold nulls where a bad record stopped converting.
-    loose: SchemaRef,
     cols: Vec<ColBuf>,
     extract_date: Date32Builder,
     file: StringBuilder,
     position: Int64Builder,
     /// Per row: kept (`true`) or rejected.
     keep: Vec<bool>,
-    rejected: usize,
     /// Per column, whether the current record's value is null (for the rules).
     null: Vec<bool>,
 }
 
 impl<'s> Typer<'s> {
     pub fn new(source: &'s Source) -> Self {
-        let schema = staging_schema(source);
-        let loose = Arc::new(Schema::new(
-            schema
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone().with_nullable(true))
-                .collect::<Vec<_>>(),
-        ));
         Self {
             source,
-            schema,
-            loose,
+            schema: staging_schema(source),
             cols: source
                 .columns
                 .iter()
@@ -511,7 +498,6 @@ impl<'s> Typer<'s> {
             file: StringBuilder::new(),
             position: Int64Builder::new(),
             keep: Vec::new(),
-            rejected: 0,
             null: vec![false; source.columns.len()],
         }
     }
@@ -557,13 +543,7 @@ impl<'s> Typer<'s> {
         self.file.append_value(file);
         self.position.append_value(position);
         self.keep.push(bad.is_none());
-        match bad {
-            None => Ok(()),
-            Some(reason) => {
-                self.rejected += 1;
-                Err(reason)
-            }
-        }
+        bad.map_or(Ok(()), Err)
     }
 
     /// The reason of the first rule the record just appended breaks.
@@ -585,10 +565,19 @@ impl<'s> Typer<'s> {
         arrays.push(Arc::new(self.file.finish()));
         arrays.push(Arc::new(self.position.finish()));
         let keep = std::mem::take(&mut self.keep);
-        if std::mem::take(&mut self.rejected) == 0 {
+        if keep.iter().all(|&k| k) {
             return RecordBatch::try_new(self.schema.clone(), arrays);
         }
-        let all = RecordBatch::try_new(self.loose.clone(), arrays)?;
+        // The rejected rows hold nulls where their record stopped converting: the columns are
+        // filtered as nullable ones, then checked against the staging schema.
+        let loose = Schema::new(
+            self.schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        );
+        let all = RecordBatch::try_new(Arc::new(loose), arrays)?;
         let kept = arrow::compute::filter_record_batch(&all, &BooleanArray::from(keep))?;
         RecordBatch::try_new(self.schema.clone(), kept.columns().to_vec())
     }

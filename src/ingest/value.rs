@@ -34,15 +34,6 @@ impl Val<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for Val<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValVisitor {
-            depth: 0,
-            limit: usize::MAX,
-        })
-    }
-}
-
 /// How many arrays and objects a declared field's value may nest, in a reader that must refuse
 /// deeper values before serde_json would: sonic-rs allows 255 levels, serde_json 128 counting the
 /// envelope's (the portal's record values start at level 4), so the portal reader's sonic-rs

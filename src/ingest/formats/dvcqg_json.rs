@@ -312,6 +312,7 @@ mod tests {
         };
         let whole = envelope(&[good, escaped, bad, "\"a string\"", "[1,2]", "7"]);
         let with = |from: &str, to: &str| envelope(&[&good.replace(from, to)]);
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
         let mut cases: Vec<String> = vec![
             whole.clone(),
             format!(" \n\t{whole}\r\n "),
@@ -345,25 +346,12 @@ mod tests {
             with("\"MaHoSo\":", "'MaHoSo':"),
             envelope(&[&format!("{good}/* c */")]),
             format!("{}{}", "[".repeat(200), "]".repeat(200)),
-            envelope(&[&format!(
-                "{{\"X\":{}1{}}}",
-                "[".repeat(200),
-                "]".repeat(200)
-            )]),
+            envelope(&[&format!("{{\"X\":{}}}", nested(200))]),
             // Nested deeper than serde_json allows but not sonic-rs, in a declared field (and
             // an unclosed object as deep).
-            with(
-                "\"Cấp phép\"",
-                &format!("{}1{}", "[".repeat(150), "]".repeat(150)),
-            ),
-            with(
-                "\"Cấp phép\"",
-                &format!("{}1{}", "[".repeat(110), "]".repeat(110)),
-            ),
-            with(
-                "\"Cấp phép\"",
-                &format!("{}1{}", "[".repeat(90), "]".repeat(90)),
-            ),
+            with("\"Cấp phép\"", &nested(150)),
+            with("\"Cấp phép\"", &nested(110)),
+            with("\"Cấp phép\"", &nested(90)),
             with("\"Cấp phép\"", &"{\"a\":".repeat(150)),
         ];
         // Every cut of the whole file: each a file that ends early.

@@ -76,7 +76,8 @@ impl Emit<'_, '_> {
         self.quarantine.len()
     }
 
-    /// Forget every record emitted since `mark` (a reader that reads the file again).
+    /// Forget every record emitted since `mark`: the file's typed rows, quarantine entries and
+    /// counts (a reader that reads the file again; the ingest, for a file found unreadable).
     pub fn restart(&mut self, mark: usize) {
         *self.typer = Typer::new(self.source);
         self.quarantine.truncate(mark);
