@@ -12,7 +12,7 @@
 //! communes, for the ranking) and `plan_targets` (every target of every plan, measurable or not,
 //! with its plan text, so the unmeasurable ones are reported, never faked).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -123,8 +123,15 @@ impl Figures {
     }
 }
 
-/// (period, unit or "") → figures of a target's mart, for the periods in the session.
-async fn figures(ctx: &SessionContext, t: &Target) -> Result<BTreeMap<(String, String), Figures>> {
+/// A target's figures: period → unit (or "") → figures of its mart, for the periods in the
+/// session.
+type PeriodFigures = HashMap<String, HashMap<String, Figures>>;
+
+/// The unit codes valid on a day, and that day's districts with their member codes.
+type UnitsOn<'a> = (Vec<&'a str>, Vec<(&'a str, Vec<&'a str>)>);
+
+/// The figures of a target's mart (see [`PeriodFigures`]).
+async fn figures(ctx: &SessionContext, t: &Target) -> Result<PeriodFigures> {
     let unit = match t.grouping {
         Grouping::Unit => "unit_code",
         Grouping::Province => "''",
@@ -146,7 +153,7 @@ async fn figures(ctx: &SessionContext, t: &Target) -> Result<BTreeMap<(String, S
         .collect()
         .await
         .map_err(|e| Error::Plan(format!("target `{}`: {}", t.id, e.strip_backtrace())))?;
-    let mut out: BTreeMap<(String, String), Figures> = BTreeMap::new();
+    let mut out = PeriodFigures::new();
     for b in &batches {
         // Cast here, not in SQL: DataFusion may read VARCHAR as a string view.
         let text = |i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
@@ -174,7 +181,12 @@ async fn figures(ctx: &SessionContext, t: &Target) -> Result<BTreeMap<(String, S
                         .collect();
                 }
             }
-            out.entry((period.value(i).to_string(), unit.value(i).to_string()))
+            let of_period = match out.get_mut(period.value(i)) {
+                Some(m) => m,
+                None => out.entry(period.value(i).to_string()).or_default(),
+            };
+            of_period
+                .entry(unit.value(i).to_string())
                 .or_default()
                 .add(&f);
         }
@@ -208,9 +220,31 @@ pub async fn evaluate(
     }
     for (year, ps) in by_plan {
         let plan = cfg.plans.iter().find(|p| p.year == year).expect("plan");
-        for t in &plan.targets {
-            let figs = figures(ctx, t).await?;
-            for p in ps.iter().filter(|p| t.periods.contains(&p.kind)) {
+        // The targets' queries at once (each reads a small mart held in memory); an error is
+        // reported for the first target in the plan's order.
+        let tasks = plan.targets.iter().map(|t| {
+            let (ctx, t) = (ctx.clone(), t.clone());
+            tokio::spawn(async move { figures(&ctx, &t).await })
+        });
+        let all_figures = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|e| Error::Internal(format!("a target's query: {e}")))?)
+            .collect::<Result<Vec<_>>>()?;
+        // The units valid on each period's as-of day, with that day's districts.
+        let units_of: Vec<UnitsOn> = ps
+            .iter()
+            .map(|p| {
+                let valid = units.valid_on(p.as_of).map(|u| u.unit_code.as_str());
+                (valid.collect(), units.districts_on(p.as_of))
+            })
+            .collect();
+        let none = HashMap::new();
+        for (t, figs) in plan.targets.iter().zip(all_figures) {
+            for (p, (valid, districts)) in ps.iter().zip(&units_of) {
+                if !t.periods.contains(&p.kind) {
+                    continue;
+                }
                 let row = |unit: &str, f: Figures| {
                     let (value, status) = judge(t, f.n, f.d);
                     TargetRow {
@@ -228,24 +262,19 @@ pub async fn evaluate(
                         severity: t.severity,
                     }
                 };
-                let get = |u: &str| {
-                    figs.get(&(p.id.clone(), u.to_string()))
-                        .cloned()
-                        .unwrap_or_default()
-                };
+                let of_period = figs.get(&p.id).unwrap_or(&none);
+                let get = |u: &str| of_period.get(u).cloned().unwrap_or_default();
                 let mut all = Figures::default();
-                for ((pid, _), f) in figs.iter() {
-                    if *pid == p.id {
-                        all.add(f);
-                    }
+                for f in of_period.values() {
+                    all.add(f);
                 }
                 if t.grouping == Grouping::Unit {
-                    // The units valid on the period's as-of day, with that day's districts; the
-                    // marts already count each record for its unit's successor as of that day.
-                    for u in units.valid_on(p.as_of) {
-                        rows.push(row(&u.unit_code, get(&u.unit_code)));
+                    // The marts already count each record for its unit's successor as of the
+                    // period's as-of day.
+                    for u in valid {
+                        rows.push(row(u, get(u)));
                     }
-                    for (code, members) in &units.districts_on(p.as_of) {
+                    for (code, members) in districts {
                         let mut f = Figures::default();
                         for m in members {
                             f.add(&get(m));
@@ -436,21 +465,29 @@ pub async fn write(
     ev: &Evaluation,
     periods: &[&Period],
 ) -> Result<()> {
-    for (table, rows) in [
-        ("target_results", &ev.rows),
-        ("target_results_district", &ev.district_rows),
-    ] {
-        let batch = results_batch(rows)?;
-        super::models::write_periods(wh, run_id, table, &batch.schema(), &[batch], periods).await?;
-    }
-    write_part(
-        wh,
-        "marts/plan_targets",
-        run_id,
-        &plan_targets_batch(cfg)?,
-        true,
+    let batches = [
+        ("target_results", results_batch(&ev.rows)?),
+        ("target_results_district", results_batch(&ev.district_rows)?),
+    ]
+    .map(|(table, batch)| (table, batch.schema(), batch));
+    let plan_targets = plan_targets_batch(cfg)?;
+    let results = batches.iter().map(|(table, schema, batch)| {
+        super::models::write_periods(
+            wh,
+            run_id,
+            table,
+            schema,
+            std::slice::from_ref(batch),
+            periods,
+        )
+    });
+    let (results, plan) = futures::future::join(
+        futures::future::try_join_all(results),
+        write_part(wh, "marts/plan_targets", run_id, &plan_targets, true),
     )
-    .await
+    .await;
+    results?;
+    plan
 }
 
 /// Whether some target of severity `error` fails in `rows`.

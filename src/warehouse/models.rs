@@ -709,13 +709,23 @@ pub async fn write_periods(
         .as_any()
         .downcast_ref::<StringArray>()
         .ok_or_else(|| Error::Internal("period is not text".into()))?;
-    for p in periods {
-        let mask = BooleanArray::from_iter(ids.iter().map(|v| Some(v == Some(p.id.as_str()))));
-        let part = filter_record_batch(&all, &mask)?;
-        let folder = format!("marts/{table}/period={}", p.id);
-        write_part(wh, &folder, run_id, &part, true).await?;
+    // The periods' files at once: each is small, and the store's writes wait on the file system.
+    let parts = periods
+        .iter()
+        .map(|p| {
+            let mask = BooleanArray::from_iter(ids.iter().map(|v| Some(v == Some(p.id.as_str()))));
+            Ok((
+                format!("marts/{table}/period={}", p.id),
+                filter_record_batch(&all, &mask)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    futures::future::try_join_all(parts.iter().map(|(folder, part)| async move {
+        write_part(wh, folder, run_id, part, true).await?;
         failpoint::hit("marts.written");
-    }
+        Ok::<_, Error>(())
+    }))
+    .await?;
     let unknown = ids
         .iter()
         .flatten()

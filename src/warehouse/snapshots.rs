@@ -192,7 +192,10 @@ impl Plan {
         let Some(month) = self.write.clone() else {
             return Ok(());
         };
-        let mut written = Vec::new();
+        // Planned one after another (planning flips a setting of the shared session), then
+        // computed and written at once: each is a scan, a join and a file, and the dossiers'
+        // alone would otherwise leave a core idle.
+        let mut planned = Vec::new();
         for source in cfg.sources.iter().filter(|s| kept(s)) {
             let t0 = std::time::Instant::now();
             let base = self.base(&source.name, month.end).cloned();
@@ -205,56 +208,53 @@ impl Plan {
                 Some(f) => indexed_write_sql(source, month.end, f),
                 None => write_sql(source, month.end, input.as_ref()),
             };
-            let schema = staging_schema(source);
-            let props = writer_props(source);
-            let file = format!("{}/{}", folder(&source.name, &month.id), part_name(run_id));
-            let out = BufWriter::new(wh.store.clone(), wh.path(&file));
-            let mut writer = AsyncArrowWriter::try_new(out, schema.clone(), Some(props))?;
             // The identities are the hash join's build side, the whole rows stream past them.
             ctx.sql("SET datafusion.optimizer.join_reordering = false")
                 .await?;
             let plan = ctx.sql(&sql).await?.create_physical_plan().await;
             ctx.sql("SET datafusion.optimizer.join_reordering = true")
                 .await?;
-            let plan = plan?;
-            let mut stream =
-                datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx())?;
-            let mut rows = 0;
-            while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                rows += batch.num_rows();
-                writer
-                    .write(&RecordBatch::try_new(
-                        schema.clone(),
-                        batch.columns().to_vec(),
-                    )?)
-                    .await?;
-            }
-            writer.close().await?;
-            if cfg.engine.explain_analyze {
-                let what = format!("state snapshot of `{}` ({})", source.name, month.id);
-                print_executed(&what, rows, t0, &plan);
-            }
-            tracing::info!(
-                source = %source.name,
-                month = %month.id,
-                base = base.as_ref().map_or("-", |b| b.month.as_str()),
-                rows,
-                ms = t0.elapsed().as_millis() as u64,
-                "state snapshot written"
-            );
-            self.usable.entry(source.name.clone()).or_default().insert(
-                month.end,
-                Snapshot {
-                    month: month.id.clone(),
-                    file,
-                },
-            );
-            written.push(SnapshotCommit {
-                source: source.name.clone(),
+            let write = SnapshotWrite {
+                source: source.clone(),
+                base,
+                plan: plan?,
+                file: format!("{}/{}", folder(&source.name, &month.id), part_name(run_id)),
+                explain: cfg.engine.explain_analyze,
                 month: month.id.clone(),
-                run_id: run_id.to_string(),
-            });
+                t0,
+            };
+            let (ctx, wh) = (ctx.clone(), wh.clone());
+            planned.push(tokio::spawn(async move { write.run(&ctx, &wh).await }));
+        }
+        let mut written = Vec::new();
+        let mut first_error = None;
+        for task in planned {
+            let outcome = task
+                .await
+                .map_err(|e| Error::Internal(format!("a snapshot's task failed: {e}")))
+                .and_then(|r| r);
+            match outcome {
+                Ok((source, file)) => {
+                    self.usable.entry(source.clone()).or_default().insert(
+                        month.end,
+                        Snapshot {
+                            month: month.id.clone(),
+                            file,
+                        },
+                    );
+                    written.push(SnapshotCommit {
+                        source,
+                        month: month.id.clone(),
+                        run_id: run_id.to_string(),
+                    });
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         // Keep the records of the usable snapshots of each source: the new one and the one
         // before it (the others' files go at the next vacuum).
@@ -311,6 +311,55 @@ impl Plan {
             out.insert(source.name.clone(), branches);
         }
         Ok(out)
+    }
+}
+
+/// A snapshot planned by [`Plan::write`], to compute and write.
+struct SnapshotWrite {
+    source: Source,
+    base: Option<Snapshot>,
+    plan: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    /// Relative to the warehouse root.
+    file: String,
+    explain: bool,
+    month: String,
+    t0: std::time::Instant,
+}
+
+impl SnapshotWrite {
+    /// Stream the plan's rows to the file; returns the source and the file.
+    async fn run(self, ctx: &SessionContext, wh: &Location) -> Result<(String, String)> {
+        let schema = staging_schema(&self.source);
+        let out = BufWriter::new(wh.store.clone(), wh.path(&self.file));
+        let props = writer_props(&self.source);
+        let mut writer = AsyncArrowWriter::try_new(out, schema.clone(), Some(props))?;
+        let mut stream =
+            datafusion::physical_plan::execute_stream(self.plan.clone(), ctx.task_ctx())?;
+        let mut rows = 0;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            rows += batch.num_rows();
+            writer
+                .write(&RecordBatch::try_new(
+                    schema.clone(),
+                    batch.columns().to_vec(),
+                )?)
+                .await?;
+        }
+        writer.close().await?;
+        if self.explain {
+            let what = format!("state snapshot of `{}` ({})", self.source.name, self.month);
+            print_executed(&what, rows, self.t0, &self.plan);
+        }
+        tracing::info!(
+            source = %self.source.name,
+            month = %self.month,
+            base = self.base.as_ref().map_or("-", |b| b.month.as_str()),
+            rows,
+            ms = self.t0.elapsed().as_millis() as u64,
+            "state snapshot written"
+        );
+        Ok((self.source.name, self.file))
     }
 }
 

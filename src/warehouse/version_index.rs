@@ -398,33 +398,62 @@ impl Indexes {
     pub async fn function(
         &mut self,
         ctx: &SessionContext,
-        (wh, published): (&Location, &Published),
+        at: (&Location, &Published),
         source: &Source,
     ) -> Result<Option<String>> {
-        if source.versioning != Versioning::Latest {
-            return Ok(None);
-        }
-        if let Some(f) = self.built.get(&source.name) {
-            return Ok(f.clone());
-        }
-        let t0 = std::time::Instant::now();
-        let parts = published.current(wh, wh.list(&format!("staging/{}", source.name)).await?);
-        let index = match parts.is_empty() {
-            true => None,
-            false => VersionIndex::build(wh, source, parts).await?,
-        };
-        let f = index.map(|index| {
-            tracing::debug!(source = %source.name, index = ?index, ms = t0.elapsed().as_millis() as u64, "version index built");
-            let name = function_name(source);
-            ctx.register_udf(ScalarUDF::new_from_impl(ValidTo {
-                name: name.clone(),
-                signature: Signature::any(3, Volatility::Immutable),
-                index: Arc::new(index),
-            }));
-            ident(&name)
+        self.build(ctx, at, &[source]).await?;
+        Ok(self.built.get(&source.name).cloned().flatten())
+    }
+
+    /// Build the indexes of `sources` not built yet, at once (each pass is one thread's work,
+    /// and a source's files are decoded while the others' passes run), and register their
+    /// functions in `ctx`.
+    pub async fn build(
+        &mut self,
+        ctx: &SessionContext,
+        (wh, published): (&Location, &Published),
+        sources: &[&Source],
+    ) -> Result<()> {
+        let todo: Vec<&Source> = sources
+            .iter()
+            .copied()
+            .filter(|s| s.versioning == Versioning::Latest && !self.built.contains_key(&s.name))
+            .collect();
+        let builds = todo.iter().map(|source| {
+            let (wh, source) = (wh.clone(), (*source).clone());
+            async move {
+                let listed = wh.list(&format!("staging/{}", source.name)).await?;
+                let parts = published.current(&wh, listed);
+                // A task each: the passes run on the runtime's workers side by side.
+                tokio::spawn(async move {
+                    let t0 = std::time::Instant::now();
+                    let index = match parts.is_empty() {
+                        true => None,
+                        false => VersionIndex::build(&wh, &source, parts).await?,
+                    };
+                    if let Some(index) = &index {
+                        tracing::debug!(source = %source.name, index = ?index, ms = t0.elapsed().as_millis() as u64, "version index built");
+                    }
+                    Ok::<_, Error>(index)
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("version index: {e}")))?
+            }
         });
-        self.built.insert(source.name.clone(), f.clone());
-        Ok(f)
+        let indexes = futures::future::try_join_all(builds).await?;
+        for (source, index) in todo.into_iter().zip(indexes) {
+            let f = index.map(|index| {
+                let name = function_name(source);
+                ctx.register_udf(ScalarUDF::new_from_impl(ValidTo {
+                    name: name.clone(),
+                    signature: Signature::any(3, Volatility::Immutable),
+                    index: Arc::new(index),
+                }));
+                ident(&name)
+            });
+            self.built.insert(source.name.clone(), f);
+        }
+        Ok(())
     }
 }
 
@@ -440,19 +469,18 @@ pub async fn use_version_indexes(
     branches: &mut std::collections::BTreeMap<String, Vec<Branch>>,
     indexes: &mut Indexes,
 ) -> Result<Vec<String>> {
-    let mut done = Vec::new();
-    for source in cfg
+    let reads_all: Vec<&Source> = cfg
         .sources
         .iter()
         .filter(|s| s.versioning == Versioning::Latest)
-    {
-        let reads_all = match branches.get(&source.name) {
+        .filter(|s| match branches.get(&s.name) {
             None => true,
             Some(b) => b.iter().any(|b| b.input.is_none()),
-        };
-        if !reads_all {
-            continue;
-        }
+        })
+        .collect();
+    indexes.build(ctx, (wh, published), &reads_all).await?;
+    let mut done = Vec::new();
+    for source in reads_all {
         let Some(f) = indexes.function(ctx, (wh, published), source).await? else {
             continue;
         };
