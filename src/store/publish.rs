@@ -340,7 +340,9 @@ fn is_part(o: &ObjectMeta) -> bool {
 /// Remove every unpublished file of the warehouse (a dead run's, or a superseded version); run
 /// under the warehouse lock. Returns how many files were removed.
 pub async fn vacuum(wh: &Location) -> Result<usize> {
+    let t0 = std::time::Instant::now();
     let published = Published::load(wh).await?;
+    let loaded = t0.elapsed().as_millis() as u64;
     let mut removed = 0;
     for area in ["staging", "quarantine", "marts", "state"] {
         for o in wh.list(area).await? {
@@ -366,6 +368,11 @@ pub async fn vacuum(wh: &Location) -> Result<usize> {
     if removed > 0 {
         tracing::info!(files = removed, "removed unpublished files of earlier runs");
     }
+    tracing::debug!(
+        records_ms = loaded,
+        ms = t0.elapsed().as_millis() as u64,
+        "vacuum done"
+    );
     Ok(removed)
 }
 
