@@ -44,6 +44,47 @@ fn issue_10_a_failing_closing_vacuum_still_releases_the_lock() {
     }
 }
 
+/// A writer that follows one whose closing vacuum succeeded skips its own opening vacuum (the
+/// marker `_vacuumed.json`); without the marker (a killed or failed writer) it searches as
+/// always, and removes what no record publishes.
+#[test]
+fn a_writer_after_a_clean_one_skips_the_opening_vacuum_and_not_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (landing, wh) = small_warehouse(dir.path());
+    let whs = wh.display().to_string();
+    let marker = wh.join("_vacuumed.json");
+    assert!(marker.exists(), "a clean backfill leaves the marker");
+    let refresh = || {
+        let out = bin(&landing, &whs)
+            .args(["refresh", "--full"])
+            .env("CCHC_LOG", "cchc=debug")
+            .output()
+            .unwrap();
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{:?}", out.status);
+        String::from_utf8_lossy(&out.stderr)
+            .matches("vacuum done")
+            .count()
+    };
+    assert_eq!(
+        refresh(),
+        1,
+        "after a clean writer: the closing vacuum only"
+    );
+    assert!(marker.exists(), "the refresh leaves the marker again");
+
+    // A file no record publishes, as a killed writer leaves, and no marker.
+    let folder = parquet_files(&wh.join("staging"))[0]
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let stray = folder.join("part-19700101T000000000Z-1.parquet");
+    std::fs::write(&stray, b"not published").unwrap();
+    std::fs::remove_file(&marker).unwrap();
+    assert_eq!(refresh(), 2, "without the marker: the opening vacuum too");
+    assert!(!stray.exists(), "the unpublished file was removed");
+    assert!(marker.exists());
+}
+
 /// A small warehouse built by the binary: three days at a tiny scale.
 fn small_warehouse(dir: &std::path::Path) -> (String, std::path::PathBuf) {
     let landing = generate(dir, "2022-01-01", "2022-01-03", "0.01")
