@@ -456,6 +456,7 @@ pub async fn register_views(
             source,
             !units.changes.is_empty(),
             &state::Branch::all(),
+            periods,
         ))
         .await?;
     }
@@ -463,17 +464,19 @@ pub async fn register_views(
 }
 
 /// Replace the state views of the sources in `branches` by views over those branches (see
-/// [`super::snapshots`]); `attribute` as for [`state::state_view_sql`].
+/// [`super::snapshots`]); `attribute` as for [`state::state_view_sql`], `periods` those of the
+/// session's `periods` table.
 pub async fn replace_state_views(
     ctx: &SessionContext,
     cfg: &Config,
     attribute: bool,
     branches: &std::collections::BTreeMap<String, Vec<state::Branch>>,
+    periods: &[&Period],
 ) -> Result<()> {
     for source in &cfg.sources {
         if let Some(b) = branches.get(&source.name) {
             ctx.deregister_table(crate::config::sources::state_view(source).as_str())?;
-            ctx.sql(&state::state_view_sql(source, attribute, b))
+            ctx.sql(&state::state_view_sql(source, attribute, b, periods))
                 .await?;
         }
     }

@@ -90,7 +90,8 @@ pub async fn refresh_marts(
         .await?;
         steps.done("version indexes used");
     }
-    super::models::replace_state_views(&ctx, cfg, !units.changes.is_empty(), &branches).await?;
+    super::models::replace_state_views(&ctx, cfg, !units.changes.is_empty(), &branches, &stale)
+        .await?;
     steps.done("state views planned");
     let from_snapshots = branches.values().flatten().any(|b| b.input.is_some());
     let marts = super::models::compute(&ctx, cfg, cfg.engine.threads_for(from_snapshots)).await?;
