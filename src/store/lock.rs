@@ -236,7 +236,8 @@ pub struct Writer {
 pub const VACUUMED: &str = "_vacuumed.json";
 
 impl Writer {
-    /// Take the lock of `wh` for `run_id` and vacuum under it.
+    /// Take the lock of `wh` for `run_id` and vacuum under it, unless the session before recorded
+    /// its own closing vacuum ([`VACUUMED`]).
     pub async fn begin(wh: &Location, run_id: &str, command: &str) -> Result<Writer> {
         let lock = Lock::acquire(wh, run_id, command).await?;
         let writer = Writer {

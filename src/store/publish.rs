@@ -18,9 +18,9 @@
 //! previous complete version: what it wrote before its commit records is not read. Files that are
 //! not published (a dead run's, or a version superseded during the run) are removed by [`vacuum`]
 //! when a run starts and when it ends, under the warehouse lock (at the start only when the
-//! previous writer did not record its own closing vacuum: `crate::store::lock::VACUUMED`). Removing superseded files only at
-//! the end of a run, not after each commit, keeps a reader's files in place while a backfill
-//! rewrites day after day. No step relies on renaming a folder, so this holds on an S3-compatible
+//! previous writer did not record its own closing vacuum: `crate::store::lock::VACUUMED`).
+//! Removing superseded files only at the end of a run, not after each commit, keeps a reader's
+//! files in place while a backfill rewrites day after day. No step relies on renaming a folder, so this holds on an S3-compatible
 //! store as on a local disk.
 //!
 //! The write half is here too: [`write_part`] writes a run's file of a partition folder.

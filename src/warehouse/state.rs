@@ -109,9 +109,6 @@ pub fn state_from(ids: Option<&[String]>, versions: &str, days: &BTreeSet<NaiveD
                 .join(", ")
         ),
     };
-    // A hash join on a constant key, the range as its filter: with the few periods as the
-    // build side this is a vectorised filter over each batch of versions, several times cheaper
-    // than the nested-loop join DataFusion plans for a join on a range alone.
     // In the state as of some day of `days` ⟺ in the state as of the first of them on or after
     // `valid_from` (null when there is none): then `valid_to` (a function of the version index,
     // evaluated once here) is compared once.
@@ -125,6 +122,9 @@ pub fn state_from(ids: Option<&[String]>, versions: &str, days: &BTreeSet<NaiveD
         ),
         _ => String::new(),
     };
+    // A hash join on a constant key, the range as its filter: with the few periods as the
+    // build side this is a vectorised filter over each batch of versions, several times cheaper
+    // than the nested-loop join DataFusion plans for a join on a range alone.
     format!(
         "FROM (SELECT *, 0 AS all_rows FROM periods{periods}) p \
          JOIN (SELECT *, 0 AS all_rows FROM {versions} x{in_some_state}) v \

@@ -402,7 +402,12 @@ impl Indexes {
         source: &Source,
     ) -> Result<Option<String>> {
         self.build(ctx, at, &[source]).await?;
-        Ok(self.built.get(&source.name).cloned().flatten())
+        Ok(self.name(source))
+    }
+
+    /// The function's name of a source whose index was built ([`Self::build`]), if it has one.
+    fn name(&self, source: &Source) -> Option<String> {
+        self.built.get(&source.name).cloned().flatten()
     }
 
     /// Build the indexes of `sources` not built yet, at once (each pass is one thread's work,
@@ -481,7 +486,7 @@ pub async fn use_version_indexes(
     indexes.build(ctx, (wh, published), &reads_all).await?;
     let mut done = Vec::new();
     for source in reads_all {
-        let Some(f) = indexes.function(ctx, (wh, published), source).await? else {
+        let Some(f) = indexes.name(source) else {
             continue;
         };
         ctx.deregister_table(versions_view(source).as_str())?;
