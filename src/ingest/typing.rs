@@ -120,7 +120,11 @@ pub struct Context<'c> {
 /// From this year on, local time in Asia/Ho_Chi_Minh is UTC+7 all year: its last change of offset
 /// was on 1975-06-13 (no daylight saving since). A test compares with the time-zone database.
 const FIXED_OFFSET_SINCE_YEAR: i32 = 1976;
-const OFFSET_MICROS: i64 = 7 * 3600 * 1_000_000;
+/// The zone's offset from UTC since [`FIXED_OFFSET_SINCE_YEAR`].
+pub const OFFSET_MICROS: i64 = 7 * 3600 * 1_000_000;
+/// The first instant of [`FIXED_OFFSET_SINCE_YEAR`] in the zone, in microseconds since the epoch
+/// (1976-01-01T00:00+07:00: 2,191 days after 1970-01-01, less the offset).
+pub const FIXED_OFFSET_SINCE_UTC_MICROS: i64 = 2_191 * 86_400 * 1_000_000 - OFFSET_MICROS;
 
 fn local_micros(dt: NaiveDateTime) -> Option<i64> {
     if dt.year() >= FIXED_OFFSET_SINCE_YEAR {
@@ -644,6 +648,10 @@ mod tests {
             days += 1;
         }
         assert!(days > 45_000);
+        let first = NaiveDate::from_ymd_opt(FIXED_OFFSET_SINCE_YEAR, 1, 1)
+            .unwrap()
+            .and_time(NaiveTime::MIN);
+        assert_eq!(local_micros(first), Some(FIXED_OFFSET_SINCE_UTC_MICROS));
         // Before it, the database decides (UTC+8 in 1975 until June 13th).
         let before = NaiveDate::from_ymd_opt(1975, 1, 1)
             .unwrap()

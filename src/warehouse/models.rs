@@ -67,6 +67,11 @@ pub fn new_context(engine: &EngineConfig) -> Result<SessionContext> {
     for f in super::engine::functions() {
         ctx.register_udf(f.as_ref().clone());
     }
+    if engine.cluster.is_none() {
+        // Local sessions only: a cluster's executors would need the function too.
+        ctx.register_udf(super::local_date::LocalDate::udf());
+        ctx.add_optimizer_rule(Arc::new(super::local_date::LocalDateRule::default()));
+    }
     Ok(ctx)
 }
 

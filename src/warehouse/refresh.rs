@@ -96,13 +96,16 @@ pub async fn refresh_marts(
     let from_snapshots = branches.values().flatten().any(|b| b.input.is_some());
     let marts = super::models::compute(&ctx, cfg, cfg.engine.threads_for(from_snapshots)).await?;
     steps.done("marts computed");
-    futures::future::try_join_all(marts.iter().map(|m| {
-        super::models::write_periods(wh, run_id, &m.model.name, &m.schema, &m.batches, &stale)
-    }))
-    .await?;
-    steps.done("marts written");
-    let ev = super::checks::evaluate(&ctx, cfg, &stale, units).await?;
-    steps.done("checks evaluated");
+    // The marts' files written while the targets are evaluated (their queries read the marts
+    // held in the session, not the files).
+    let written = async {
+        futures::future::try_join_all(marts.iter().map(|m| {
+            super::models::write_periods(wh, run_id, &m.model.name, &m.schema, &m.batches, &stale)
+        }))
+        .await
+    };
+    let (_, ev) = tokio::try_join!(written, super::checks::evaluate(&ctx, cfg, &stale, units))?;
+    steps.done("marts written, checks evaluated");
     super::checks::write(wh, run_id, cfg, &ev, &stale).await?;
     steps.done("checks written");
     // Publish what was computed, last: a crash before this only makes the next run redo it.
