@@ -17,6 +17,7 @@ use crate::store::lock::Writer;
 use crate::store::runs::{self, MissingDay, PeriodRecord, RunRecord, Stage, Totals};
 use crate::warehouse::checks::{Status, TargetRow};
 use crate::warehouse::refresh::refresh_marts;
+use crate::warehouse::version_index::Feed;
 
 /// A new run id: UTC time to the millisecond plus the process id, sortable and unique enough
 /// for one warehouse (two concurrent runs are refused by the warehouse lock).
@@ -144,8 +145,19 @@ fn run_stages(
         record.dates = run;
         record.skipped_dates = skip;
     }
+    // Version indexes passed as the ingest stages each day (used by the refresh when the
+    // staging is exactly this run's, as in a backfill into a new warehouse).
+    let feed = match cfg.engine.cluster {
+        None => Some(Feed::start(cfg, &record.dates)?),
+        Some(_) => None,
+    };
     let ingested = stage(&mut stages, "ingest", || {
-        let (days, err) = ingest_days(cfg, env, &record.dates);
+        let (days, err) = ingest_days(
+            cfg,
+            env,
+            &record.dates,
+            feed.as_ref().map(|f| f as &dyn crate::ingest::StagedParts),
+        );
         // What the ledger now holds from this run, also when it failed part way.
         record.totals = Totals::of(&days);
         record.sources = days;
@@ -174,6 +186,7 @@ fn run_stages(
         }
     }
     crate::base::interrupt::check()?;
+    let passed = feed.map(Feed::finish).unwrap_or_default();
     let r = stage(&mut stages, "marts", || {
         rt.block_on(refresh_marts(
             cfg,
@@ -181,6 +194,7 @@ fn run_stages(
             &env.units,
             &env.run_id,
             false,
+            passed,
         ))
     });
     record.stages.append(&mut stages);

@@ -324,7 +324,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 &wh,
                 &run_id,
                 "refresh",
-                refresh_marts(&cfg, &wh, &units, &run_id, *full),
+                refresh_marts(&cfg, &wh, &units, &run_id, *full, Default::default()),
             ))?;
             if !cli.quiet {
                 println!(

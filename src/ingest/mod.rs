@@ -20,7 +20,6 @@ use std::time::Instant;
 use arrow::array::{ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
-use rayon::prelude::*;
 
 use crate::base::dates::date_to_days;
 use crate::base::error::{Error, Result};
@@ -29,7 +28,9 @@ use crate::config::units::Units;
 use crate::config::{Config, Source};
 use crate::store::ledger::{FileReport, SourceDay};
 use crate::store::location::Location;
-use crate::store::publish::{default_props, partition, write_part_blocking, write_parts_blocking};
+use crate::store::publish::{
+    default_props, part_path, partition, write_part_blocking, write_parts_blocking,
+};
 use formats::{field_index, read_file, BadRecord, Counts, Emit};
 use landing::day_files;
 use pseudonymise::Pseudonymiser;
@@ -103,6 +104,19 @@ impl Drop for Held<'_> {
     }
 }
 
+/// Told of each staged part as the ingest writes it (the refresh's version indexes are passed
+/// from them while the ingest goes on: `crate::warehouse::version_index::Feed`).
+pub trait StagedParts: Sync {
+    /// The part staged for `source` on `day` and the batches written to it; `None` when the day
+    /// staged no row.
+    fn part(
+        &self,
+        source: &Source,
+        day: NaiveDate,
+        part: Option<(object_store::path::Path, &[RecordBatch])>,
+    ) -> Result<()>;
+}
+
 /// Schema of quarantine partitions.
 pub fn quarantine_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -132,7 +146,12 @@ fn quarantine_batch(day: i32, rows: &[BadRecord]) -> Result<RecordBatch> {
 }
 
 /// Ingest one source for one extract day.
-pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<SourceDay> {
+pub fn ingest_source_day(
+    env: &Env,
+    source: &Source,
+    day: NaiveDate,
+    feed: Option<&dyn StagedParts>,
+) -> Result<SourceDay> {
     let t0 = std::time::Instant::now();
     let files = env.rt.block_on(day_files(&env.landing, source, day))?;
     let input: u64 = files.iter().map(|f| f.size).sum();
@@ -225,14 +244,24 @@ pub fn ingest_source_day(env: &Env, source: &Source, day: NaiveDate) -> Result<S
     if let Some(e) = failpoint::error("ingest.write") {
         return Err(e);
     }
+    let folder = partition("staging", &source.name, day);
     write_parts_blocking(
         &env.warehouse,
         &env.rt,
-        &partition("staging", &source.name, day),
+        &folder,
         &env.run_id,
         &batches,
         typing::staging_props(source),
     )?;
+    if let Some(feed) = feed {
+        let part = (rows > 0).then(|| {
+            (
+                part_path(&env.warehouse, &folder, &env.run_id),
+                &batches[..],
+            )
+        });
+        feed.part(source, day, part)?;
+    }
     failpoint::hit("ingest.staged");
     write_part_blocking(
         &env.warehouse,
@@ -262,9 +291,10 @@ pub fn ingest_days(
     cfg: &Config,
     env: &Env,
     dates: &[NaiveDate],
+    feed: Option<&dyn StagedParts>,
 ) -> (Vec<SourceDay>, Option<Error>) {
     use crate::base::PROGRESS;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     use tracing_indicatif::span_ext::IndicatifSpanExt;
     let tasks: Vec<(NaiveDate, usize)> = dates
         .iter()
@@ -281,42 +311,53 @@ pub fn ingest_days(
     let t0 = Instant::now();
     let records = AtomicU64::new(0);
     let failed = AtomicBool::new(false);
-    let results: Vec<Result<Option<SourceDay>>> = tasks
-        .par_iter()
-        .map(|(d, s)| {
-            if failed.load(Ordering::SeqCst) {
-                return Ok(None);
-            }
-            let r = (|| {
-                crate::base::interrupt::check()?;
-                let source = &cfg.sources[*s];
-                let span = tracing::info_span!(target: PROGRESS, parent: &bar, "source-day", source = %source.name, day = %d);
-                let _in = span.enter();
-                let day = ingest_source_day(env, source, *d)?;
-                crate::store::ledger::record_blocking(
-                    &env.warehouse,
-                    &env.rt,
-                    &env.run_id,
-                    &day,
-                )?;
-                failpoint::hit("ingest.committed");
-                let total = records.fetch_add(day.read, Ordering::Relaxed) + day.read;
-                bar.pb_inc(1);
-                bar.pb_set_message(&format!(
-                    "{total} records, {:.0} records/s",
-                    total as f64 / t0.elapsed().as_secs_f64().max(1e-3)
-                ));
-                Ok(day)
-            })();
-            if r.is_err() {
-                failed.store(true, Ordering::SeqCst);
-            }
-            r.map(Some)
-        })
-        .collect();
+    let one = |(d, s): &(NaiveDate, usize)| -> Result<Option<SourceDay>> {
+        if failed.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let r = (|| {
+            crate::base::interrupt::check()?;
+            let source = &cfg.sources[*s];
+            let span = tracing::info_span!(target: PROGRESS, parent: &bar, "source-day", source = %source.name, day = %d);
+            let _in = span.enter();
+            let day = ingest_source_day(env, source, *d, feed)?;
+            crate::store::ledger::record_blocking(&env.warehouse, &env.rt, &env.run_id, &day)?;
+            failpoint::hit("ingest.committed");
+            let total = records.fetch_add(day.read, Ordering::Relaxed) + day.read;
+            bar.pb_inc(1);
+            bar.pb_set_message(&format!(
+                "{total} records, {:.0} records/s",
+                total as f64 / t0.elapsed().as_secs_f64().max(1e-3)
+            ));
+            Ok(day)
+        })();
+        if r.is_err() {
+            failed.store(true, Ordering::SeqCst);
+        }
+        r.map(Some)
+    };
+    // Each worker takes the next source-day in (day, source) order, so that days are staged
+    // roughly in order and the version-index passes (`StagedParts`) keep up with the ingest (a
+    // parallel iterator would give each worker a half of the year).
+    let next = AtomicUsize::new(0);
+    let done: std::sync::Mutex<Vec<(usize, Result<Option<SourceDay>>)>> = Default::default();
+    rayon::scope(|scope| {
+        for _ in 0..rayon::current_num_threads().min(tasks.len()) {
+            scope.spawn(|_| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(task) = tasks.get(i) else {
+                    break;
+                };
+                let r = one(task);
+                done.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
+            });
+        }
+    });
+    let mut results = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|(i, _)| *i);
     let mut days = Vec::new();
     let mut first = None;
-    for r in results {
+    for (_, r) in results {
         match r {
             Ok(Some(d)) => days.push(d),
             Ok(None) => {}

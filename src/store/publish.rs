@@ -105,7 +105,7 @@ pub async fn write_part(
         .await
 }
 
-fn part_path(wh: &Location, folder: &str, run_id: &str) -> object_store::path::Path {
+pub fn part_path(wh: &Location, folder: &str, run_id: &str) -> object_store::path::Path {
     wh.path(&format!("{folder}/{}", part_name(run_id)))
 }
 

@@ -25,6 +25,7 @@ pub async fn refresh_marts(
     units: &Units,
     run_id: &str,
     full: bool,
+    ingested: super::version_index::Ingested,
 ) -> Result<Refresh> {
     let entries = ledger::read_all(wh).await?;
     let all = periods_of(&ledger::ingested_days(&entries));
@@ -65,7 +66,7 @@ pub async fn refresh_marts(
     .await?;
     // Version indexes in local sessions only: a cluster's executors do not have their functions.
     let local = cfg.engine.cluster.is_none();
-    let mut indexes = super::version_index::Indexes::default();
+    let mut indexes = super::version_index::Indexes::with_ingested(ingested);
     snapshots
         .write(
             &ctx,

@@ -16,12 +16,17 @@
 //! `cchc_valid_to_<source>(extract_date, source_file, source_position)` and redefines
 //! `<source>_versions` with it ([`super::state::indexed_versions_sql`]); `cchc sql`, `cchc serve` and a
 //! cluster session keep the SQL form. A test compares both over the same staging.
+//!
+//! A run's ingest hands each staged part to a [`Feed`], whose thread passes the parts in day
+//! order while the ingest goes on (its workers take the source-days in day order); the refresh
+//! after it uses that index for a source whose published parts are exactly the ones passed (a
+//! backfill into a new warehouse), and decodes staging otherwise.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Date32Array};
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, RecordBatch};
 use arrow::datatypes::{DataType, Date32Type, Int64Type};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::{exec_err, Result as DfResult};
@@ -158,7 +163,7 @@ async fn read_identities(
     wh: Location,
     meta: ObjectMeta,
     keys: Vec<String>,
-) -> Result<Vec<arrow::array::RecordBatch>> {
+) -> Result<Vec<RecordBatch>> {
     enum Input {
         Local(std::path::PathBuf),
         Fetched(bytes::Bytes),
@@ -192,7 +197,7 @@ fn decode<T: parquet::file::reader::ChunkReader + 'static>(
     builder: ParquetRecordBatchReaderBuilder<T>,
     keys: &[String],
     name: &str,
-) -> Result<Vec<arrow::array::RecordBatch>> {
+) -> Result<Vec<RecordBatch>> {
     let schema = builder.schema().clone();
     let mut roots = Vec::new();
     for col in
@@ -255,7 +260,7 @@ impl Pass {
     }
 
     /// Columns: the key columns, `extract_date`, `source_file`, `source_position`.
-    fn push(&mut self, b: &arrow::array::RecordBatch) -> std::result::Result<(), Unordered> {
+    fn push(&mut self, b: &RecordBatch) -> std::result::Result<(), Unordered> {
         let cols = b.columns();
         let keys = &cols[..self.keys];
         let day = cols[self.keys].as_primitive::<Date32Type>();
@@ -337,6 +342,181 @@ impl Pass {
     }
 }
 
+/// The passes of a run's ingest: each `latest` source's staged parts are handed over as they are
+/// written ([`Feed::part`]) and passed in version order by a thread of their own while the ingest
+/// goes on, so that a refresh over exactly those parts (a backfill into a new warehouse) neither
+/// decodes staging again nor waits for the pass ([`Indexes::with_ingested`]). A refresh whose
+/// staging holds other parts too builds its indexes from the files as before.
+pub struct Feed {
+    tx: Option<std::sync::mpsc::Sender<Fed>>,
+    collector: Option<std::thread::JoinHandle<Ingested>>,
+    /// The rank of each of the run's days (version order is day order).
+    days: HashMap<chrono::NaiveDate, usize>,
+    /// Source name → its slot in the collector.
+    slots: HashMap<String, usize>,
+}
+
+/// One source-day of the ingest: its staged part and the part's identities (the key columns,
+/// `extract_date`, `source_file`, `source_position`), or none when it staged no row.
+struct Fed {
+    slot: usize,
+    day: usize,
+    part: Option<(object_store::path::Path, Vec<RecordBatch>)>,
+}
+
+/// The indexes passed during an ingest, per source: the parts passed, in order, and the index
+/// (`None` when the parts were not in version order, or some day of the run never came).
+#[derive(Default)]
+pub struct Ingested(HashMap<String, (Vec<object_store::path::Path>, Option<VersionIndex>)>);
+
+impl Feed {
+    /// A collector for the `latest` sources of `cfg` over the run's `days`.
+    pub fn start(cfg: &Config, days: &[chrono::NaiveDate]) -> Result<Self> {
+        let latest: Vec<&Source> = cfg
+            .sources
+            .iter()
+            .filter(|s| s.versioning == Versioning::Latest)
+            .collect();
+        let mut sorted = days.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        let n_days = sorted.len();
+        let passes = latest
+            .iter()
+            .map(|s| Pass::new(s).map(|p| (s.name.clone(), p)))
+            .collect::<Result<Vec<_>>>()?;
+        let (tx, rx) = std::sync::mpsc::channel::<Fed>();
+        let collector = std::thread::Builder::new()
+            .name("cchc-version-index".into())
+            .spawn(move || collect(rx, passes, n_days))
+            .map_err(|e| Error::Internal(format!("version index thread: {e}")))?;
+        Ok(Self {
+            tx: Some(tx),
+            collector: Some(collector),
+            days: sorted
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| (d, i))
+                .collect(),
+            slots: latest
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.name.clone(), i))
+                .collect(),
+        })
+    }
+
+    /// The indexes passed, once the ingest is over.
+    pub fn finish(mut self) -> Ingested {
+        drop(self.tx.take());
+        self.collector
+            .take()
+            .and_then(|c| c.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl crate::ingest::StagedParts for Feed {
+    /// Only `latest` sources are passed.
+    fn part(
+        &self,
+        source: &Source,
+        day: chrono::NaiveDate,
+        part: Option<(object_store::path::Path, &[RecordBatch])>,
+    ) -> Result<()> {
+        let (Some(&slot), Some(&day), Some(tx)) =
+            (self.slots.get(&source.name), self.days.get(&day), &self.tx)
+        else {
+            return Ok(());
+        };
+        let part = match part {
+            None => None,
+            Some((path, batches)) => Some((path, identities(source, batches)?)),
+        };
+        // A collector that is gone only loses the head start.
+        let _ = tx.send(Fed { slot, day, part });
+        Ok(())
+    }
+}
+
+/// The identities of staged batches, in the column order of [`decode`].
+fn identities(source: &Source, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+    let names: Vec<&str> = source
+        .key
+        .iter()
+        .map(String::as_str)
+        .chain(["extract_date", "source_file", "source_position"])
+        .collect();
+    batches
+        .iter()
+        .filter(|b| b.num_rows() > 0)
+        .map(|b| {
+            let schema = b.schema();
+            let idx = names
+                .iter()
+                .map(|n| {
+                    schema
+                        .index_of(n)
+                        .map_err(|_| Error::Internal(format!("{}: no column `{n}`", source.name)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(b.project(&idx)?)
+        })
+        .collect()
+}
+
+/// The collector's loop: each source's parts passed in day order as they arrive.
+fn collect(
+    rx: std::sync::mpsc::Receiver<Fed>,
+    passes: Vec<(String, Pass)>,
+    days: usize,
+) -> Ingested {
+    struct Slot {
+        name: String,
+        pass: Option<Pass>,
+        next: usize,
+        waiting:
+            std::collections::BTreeMap<usize, Option<(object_store::path::Path, Vec<RecordBatch>)>>,
+        parts: Vec<object_store::path::Path>,
+    }
+    let mut slots: Vec<Slot> = passes
+        .into_iter()
+        .map(|(name, pass)| Slot {
+            name,
+            pass: Some(pass),
+            next: 0,
+            waiting: Default::default(),
+            parts: Vec::new(),
+        })
+        .collect();
+    for fed in rx {
+        let s = &mut slots[fed.slot];
+        s.waiting.insert(fed.day, fed.part);
+        while let Some(part) = s.waiting.remove(&s.next) {
+            s.next += 1;
+            let Some((path, batches)) = part else {
+                continue;
+            };
+            s.parts.push(path);
+            if let Some(pass) = &mut s.pass {
+                if let Some(Unordered(why)) = batches.iter().find_map(|b| pass.push(b).err()) {
+                    tracing::debug!(source = %s.name, why = %why, "ingested parts not in version order");
+                    s.pass = None;
+                }
+            }
+        }
+    }
+    Ingested(
+        slots
+            .into_iter()
+            .map(|s| {
+                let index = s.pass.filter(|_| s.next == days).map(Pass::finish);
+                (s.name, (s.parts, index))
+            })
+            .collect(),
+    )
+}
+
 /// `cchc_valid_to_<source>(extract_date, source_file, source_position)`: a staged version's
 /// `valid_to` from the [`VersionIndex`] of its source.
 #[derive(Debug)]
@@ -389,9 +569,20 @@ pub fn function_name(source: &Source) -> String {
 pub struct Indexes {
     /// Per source: its function's name, or `None` (no staging, or not in version order).
     built: HashMap<String, Option<String>>,
+    /// Indexes passed during the run's ingest ([`Feed`]), used for a source whose published
+    /// parts are exactly the ones passed.
+    ingested: Ingested,
 }
 
 impl Indexes {
+    /// With the indexes passed during the run's ingest.
+    pub fn with_ingested(ingested: Ingested) -> Self {
+        Self {
+            built: HashMap::new(),
+            ingested,
+        }
+    }
+
     /// The name of `source`'s `valid_to` function in `ctx` (quoted), its index built and the
     /// function registered on first use; `None` for a source that is not `latest`, without
     /// staging, or whose staging is not in version order.
@@ -426,9 +617,17 @@ impl Indexes {
             .collect();
         let builds = todo.iter().map(|source| {
             let (wh, source) = (wh.clone(), (*source).clone());
+            let ingested = self.ingested.0.remove(&source.name);
             async move {
                 let listed = wh.list(&format!("staging/{}", source.name)).await?;
-                let parts = published.current(&wh, listed);
+                let mut parts = published.current(&wh, listed);
+                parts.sort_by(|a, b| a.location.cmp(&b.location));
+                if let Some((passed, Some(index))) = ingested {
+                    if passed.iter().eq(parts.iter().map(|p| &p.location)) {
+                        tracing::debug!(source = %source.name, index = ?index, "version index passed during the ingest");
+                        return Ok(Some(index));
+                    }
+                }
                 // A task each: the passes run on the runtime's workers side by side.
                 tokio::spawn(async move {
                     let t0 = std::time::Instant::now();
@@ -561,6 +760,43 @@ mod tests {
         assert_eq!(ix.get(10, "c", 1), None, "no such file");
         assert_eq!(ix.get(10, "a", 6), None, "no such position");
         assert_eq!(ix.versions, 7);
+    }
+
+    #[test]
+    fn parts_handed_over_out_of_order_are_passed_in_day_order() {
+        let day10 = batch(&[(Some("A"), 10, "a", 1), (Some("B"), 10, "a", 2)]);
+        let day12 = batch(&[(Some("B"), 12, "a", 1), (Some("A"), 12, "b", 1)]);
+        let path = |d: u32| object_store::path::Path::from(format!("staging/t/d={d}/part.parquet"));
+        let run = |fed: Vec<(usize, Option<(u32, RecordBatch)>)>| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            for (day, part) in fed {
+                let part = part.map(|(d, b)| (path(d), vec![b]));
+                tx.send(Fed { slot: 0, day, part }).unwrap();
+            }
+            drop(tx);
+            let mut out = collect(rx, vec![("t".into(), pass())], 3);
+            out.0.remove("t").unwrap()
+        };
+        // The last day first, the day without a staged row between.
+        let (parts, index) = run(vec![
+            (2, Some((12, day12.clone()))),
+            (1, None),
+            (0, Some((10, day10.clone()))),
+        ]);
+        assert_eq!(parts, vec![path(10), path(12)]);
+        let index = index.expect("every day came");
+        let mut plain = pass();
+        plain.push(&day10).ok().unwrap();
+        plain.push(&day12).ok().unwrap();
+        let plain = plain.finish();
+        for (d, f, p) in [(10, "a", 1), (10, "a", 2), (12, "a", 1), (12, "b", 1)] {
+            assert_eq!(index.get(d, f, p), plain.get(d, f, p), "{d} {f} {p}");
+        }
+        assert_eq!(index.get(10, "a", 1), Some(Some(12)));
+        // A day that never came (a failed ingest): no index.
+        let (parts, index) = run(vec![(2, Some((12, day12))), (0, Some((10, day10)))]);
+        assert_eq!(parts, vec![path(10)]);
+        assert!(index.is_none());
     }
 
     #[test]
