@@ -120,9 +120,9 @@ pub struct Context<'c> {
 /// From this year on, local time in Asia/Ho_Chi_Minh is UTC+7 all year: its last change of offset
 /// was on 1975-06-13 (no daylight saving since). A test compares with the time-zone database.
 const FIXED_OFFSET_SINCE_YEAR: i32 = 1976;
-/// The zone's offset from UTC since [`FIXED_OFFSET_SINCE_YEAR`].
+/// The zone's offset from UTC since 1976.
 pub const OFFSET_MICROS: i64 = 7 * 3600 * 1_000_000;
-/// The first instant of [`FIXED_OFFSET_SINCE_YEAR`] in the zone, in microseconds since the epoch
+/// The first instant of 1976 in the zone, in microseconds since the epoch
 /// (1976-01-01T00:00+07:00: 2,191 days after 1970-01-01, less the offset).
 pub const FIXED_OFFSET_SINCE_UTC_MICROS: i64 = 2_191 * 86_400 * 1_000_000 - OFFSET_MICROS;
 

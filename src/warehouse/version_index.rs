@@ -343,8 +343,8 @@ impl Pass {
 }
 
 /// The passes of a run's ingest: each `latest` source's staged parts are handed over as they are
-/// written ([`Feed::part`]) and passed in version order by a thread of their own while the ingest
-/// goes on, so that a refresh over exactly those parts (a backfill into a new warehouse) neither
+/// written (as [`crate::ingest::StagedParts`]) and passed in version order by a thread of their
+/// own while the ingest goes on, so that a refresh over exactly those parts (a backfill into a new warehouse) neither
 /// decodes staging again nor waits for the pass ([`Indexes::with_ingested`]). A refresh whose
 /// staging holds other parts too builds its indexes from the files as before.
 pub struct Feed {
