@@ -219,14 +219,61 @@ fn decode<T: parquet::file::reader::ChunkReader + 'static>(
     Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
 }
 
+/// A key of the pass's map: its bytes inline when they are few (most codes), so that a lookup
+/// reads the map's entry and not also a separate allocation.
+enum Key {
+    Inline(u8, [u8; KEY_INLINE]),
+    Heap(Box<[u8]>),
+}
+
+const KEY_INLINE: usize = 30;
+
+impl Key {
+    fn new(bytes: &[u8]) -> Self {
+        if bytes.len() <= KEY_INLINE {
+            let mut inline = [0; KEY_INLINE];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Key::Inline(bytes.len() as u8, inline)
+        } else {
+            Key::Heap(bytes.into())
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline(len, b) => &b[..*len as usize],
+            Key::Heap(b) => b,
+        }
+    }
+}
+
+// Equal and hashed as its bytes, so that the map is searched by a `&[u8]`.
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+impl Eq for Key {}
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.bytes().hash(state)
+    }
+}
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 /// The pass in version order.
 struct Pass {
     source: String,
     keys: usize,
     converter: RowConverter,
     files: Vec<(i32, FileVersions)>,
-    /// Key (row format) → the newest version seen: (index in `files`, offset in its `valid_to`).
-    newest: HashMap<Box<[u8]>, (u32, u32), foldhash::fast::RandomState>,
+    /// Key → the newest version seen: (index in `files`, offset in its `valid_to`). A key is its
+    /// text's bytes when the key is one text column, else its row format.
+    newest: HashMap<Key, (u32, u32), foldhash::fast::RandomState>,
     last_position: i64,
     versions: usize,
 }
@@ -268,10 +315,19 @@ impl Pass {
             .map_err(|e| Unordered(e.to_string()))?;
         let file = file.as_string::<i32>();
         let position = cols[self.keys + 2].as_primitive::<Int64Type>();
-        let rows = self
-            .converter
-            .convert_columns(keys)
-            .map_err(|e| Unordered(e.to_string()))?;
+        // One text column (a code): its bytes; otherwise the row format of all key columns.
+        let text = match keys {
+            [k] => k.as_string_opt::<i32>(),
+            _ => None,
+        };
+        let rows = match text {
+            Some(_) => None,
+            None => Some(
+                self.converter
+                    .convert_columns(keys)
+                    .map_err(|e| Unordered(e.to_string()))?,
+            ),
+        };
         for i in 0..b.num_rows() {
             let (d, f, p) = (day.value(i), file.value(i), position.value(i));
             let same_file =
@@ -314,15 +370,19 @@ impl Pass {
             if keys.iter().any(|k| k.is_null(i)) {
                 continue;
             }
-            let key = rows.row(i);
+            let key: &[u8] = match (&rows, text) {
+                (Some(rows), _) => rows.row(i).data(),
+                (None, Some(text)) => text.value(i).as_bytes(),
+                (None, None) => unreachable!("a key is text or rows"),
+            };
             let me = (fi as u32, at as u32);
-            match self.newest.get_mut(key.as_ref()) {
+            match self.newest.get_mut(key) {
                 Some(prev) => {
                     let (pf, pa) = std::mem::replace(prev, me);
                     self.files[pf as usize].1.valid_to[pa as usize] = d;
                 }
                 None => {
-                    self.newest.insert(key.as_ref().into(), me);
+                    self.newest.insert(Key::new(key), me);
                 }
             }
         }
@@ -797,6 +857,56 @@ mod tests {
         let (parts, index) = run(vec![(2, Some((12, day12))), (0, Some((10, day10)))]);
         assert_eq!(parts, vec![path(10)]);
         assert!(index.is_none());
+    }
+
+    #[test]
+    fn long_keys_and_keys_of_two_columns_are_matched_whole() {
+        // Text keys longer than a map entry holds inline, differing only at their end.
+        let long = |c: char| format!("{}{c}", "x".repeat(40));
+        let (a, b) = (long('a'), long('b'));
+        let mut p = pass();
+        p.push(&batch(&[(Some(&a), 10, "f", 1), (Some(&b), 10, "f", 2)]))
+            .ok()
+            .unwrap();
+        p.push(&batch(&[(Some(&a), 11, "f", 1)])).ok().unwrap();
+        let ix = p.finish();
+        assert_eq!(ix.get(10, "f", 1), Some(Some(11)));
+        assert_eq!(ix.get(10, "f", 2), Some(None));
+        // A key of two columns (text, number): (A, 1) and (A, 2) are different entities.
+        let two = |rows: &[(&str, i64, i32, i64)]| {
+            RecordBatch::try_from_iter([
+                (
+                    "k",
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
+                ),
+                (
+                    "n",
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+                ),
+                (
+                    "extract_date",
+                    Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.2))),
+                ),
+                (
+                    "source_file",
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "f"))),
+                ),
+                (
+                    "source_position",
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.3))),
+                ),
+            ])
+            .unwrap()
+        };
+        let mut p = Pass::with_key_types("t", vec![DataType::Utf8, DataType::Int64]).unwrap();
+        p.push(&two(&[("A", 1, 10, 1), ("A", 2, 10, 2)]))
+            .ok()
+            .unwrap();
+        p.push(&two(&[("A", 1, 12, 1)])).ok().unwrap();
+        let ix = p.finish();
+        assert_eq!(ix.get(10, "f", 1), Some(Some(12)));
+        assert_eq!(ix.get(10, "f", 2), Some(None));
+        assert_eq!(ix.get(12, "f", 1), Some(None));
     }
 
     #[test]
