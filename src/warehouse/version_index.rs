@@ -198,19 +198,7 @@ fn decode<T: parquet::file::reader::ChunkReader + 'static>(
     keys: &[String],
     name: &str,
 ) -> Result<Vec<RecordBatch>> {
-    let schema = builder.schema().clone();
-    let mut roots = Vec::new();
-    for col in
-        keys.iter()
-            .map(String::as_str)
-            .chain(["extract_date", "source_file", "source_position"])
-    {
-        roots.push(
-            schema
-                .index_of(col)
-                .map_err(|_| Error::Internal(format!("{name}: no column `{col}`")))?,
-        );
-    }
+    let roots = identity_columns(builder.schema(), keys, name)?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let reader = builder
         .with_projection(mask)
@@ -499,28 +487,29 @@ impl crate::ingest::StagedParts for Feed {
     }
 }
 
-/// The identities of staged batches, in the column order of [`decode`].
+/// The identities of staged batches ([`identity_columns`]).
 fn identities(source: &Source, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
-    let names: Vec<&str> = source
-        .key
-        .iter()
-        .map(String::as_str)
-        .chain(["extract_date", "source_file", "source_position"])
-        .collect();
     batches
         .iter()
         .filter(|b| b.num_rows() > 0)
-        .map(|b| {
-            let schema = b.schema();
-            let idx = names
-                .iter()
-                .map(|n| {
-                    schema
-                        .index_of(n)
-                        .map_err(|_| Error::Internal(format!("{}: no column `{n}`", source.name)))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Ok(b.project(&idx)?)
+        .map(|b| Ok(b.project(&identity_columns(&b.schema(), &source.key, &source.name)?)?))
+        .collect()
+}
+
+/// Where the identities are in `schema` (of the staged batches or file `name`): the key columns,
+/// `extract_date`, `source_file`, `source_position`, in the order [`Pass::push`] reads them.
+fn identity_columns(
+    schema: &arrow::datatypes::Schema,
+    keys: &[String],
+    name: &str,
+) -> Result<Vec<usize>> {
+    keys.iter()
+        .map(String::as_str)
+        .chain(["extract_date", "source_file", "source_position"])
+        .map(|col| {
+            schema
+                .index_of(col)
+                .map_err(|_| Error::Internal(format!("{name}: no column `{col}`")))
         })
         .collect()
 }
@@ -763,27 +752,31 @@ mod tests {
     use super::*;
     use arrow::array::{Int64Array, RecordBatch, StringArray};
 
-    /// A batch of identities: (key, extract day, file, position).
-    fn batch(rows: &[(Option<&str>, i32, &str, i64)]) -> RecordBatch {
-        RecordBatch::try_from_iter([
-            (
-                "k",
-                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.0))) as ArrayRef,
-            ),
+    /// A batch of identities: the key columns given, then (extract day, file, position) per row.
+    fn with_keys(keys: Vec<(&str, ArrayRef)>, rows: &[(i32, &str, i64)]) -> RecordBatch {
+        let mut cols = keys;
+        cols.extend([
             (
                 "extract_date",
-                Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
             ),
             (
                 "source_file",
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
             ),
             (
                 "source_position",
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.3))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
             ),
-        ])
-        .unwrap()
+        ]);
+        RecordBatch::try_from_iter(cols).unwrap()
+    }
+
+    /// A batch of identities: (key, extract day, file, position).
+    fn batch(rows: &[(Option<&str>, i32, &str, i64)]) -> RecordBatch {
+        let key = Arc::new(StringArray::from_iter(rows.iter().map(|r| r.0))) as ArrayRef;
+        let rest: Vec<_> = rows.iter().map(|r| (r.1, r.2, r.3)).collect();
+        with_keys(vec![("k", key)], &rest)
     }
 
     fn pass() -> Pass {
@@ -874,29 +867,10 @@ mod tests {
         assert_eq!(ix.get(10, "f", 2), Some(None));
         // A key of two columns (text, number): (A, 1) and (A, 2) are different entities.
         let two = |rows: &[(&str, i64, i32, i64)]| {
-            RecordBatch::try_from_iter([
-                (
-                    "k",
-                    Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
-                ),
-                (
-                    "n",
-                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
-                ),
-                (
-                    "extract_date",
-                    Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.2))),
-                ),
-                (
-                    "source_file",
-                    Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "f"))),
-                ),
-                (
-                    "source_position",
-                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.3))),
-                ),
-            ])
-            .unwrap()
+            let k = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef;
+            let n = Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))) as ArrayRef;
+            let rest: Vec<_> = rows.iter().map(|r| (r.2, "f", r.3)).collect();
+            with_keys(vec![("k", k), ("n", n)], &rest)
         };
         let mut p = Pass::with_key_types("t", vec![DataType::Utf8, DataType::Int64]).unwrap();
         p.push(&two(&[("A", 1, 10, 1), ("A", 2, 10, 2)]))
