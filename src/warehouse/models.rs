@@ -296,6 +296,12 @@ pub const UNIT_GROUPS_SQL: &str = "CREATE VIEW unit_groups AS \
     SELECT period, 'district' AS group_level, CASE WHEN tier = 'xa-phuong' THEN parent_code ELSE unit_code END AS group_code, unit_code \
     FROM units_as_of WHERE tier = 'quan-huyen' OR (tier = 'xa-phuong' AND parent_code <> '')";
 
+/// `unit_periods(period, period_start, as_of, final, unit_code)`: each period with every unit it
+/// reports (`units_as_of`): the rows a mart per unit and period has even where nothing counts.
+pub const UNIT_PERIODS_SQL: &str = "CREATE VIEW unit_periods AS \
+    SELECT p.period, p.period_start, p.as_of, p.\"final\", u.unit_code \
+    FROM units_as_of u JOIN periods p ON p.period = u.period";
+
 pub fn mem_table(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<Arc<MemTable>> {
     Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
 }
@@ -456,6 +462,7 @@ pub async fn register_views(
         )?,
     )?;
     ctx.sql(UNIT_GROUPS_SQL).await?;
+    ctx.sql(UNIT_PERIODS_SQL).await?;
     for source in &cfg.sources {
         ctx.sql(&state::state_view_sql(
             source,
