@@ -26,7 +26,7 @@ for i in $(seq "$RUNS"); do
   r=$(measure cchc-marts "$BIN" --quiet --warehouse "$WH" --landing "$LANDING" refresh --full) || exit 1; read -r t m <<<"$r"
   CT+=("$t"); CM+=("$m")
   retire "$OUT/duck-marts"
-  r=$(measure duckdb-marts python3 bench/marts_duckdb.py "$WH" "$OUT/duck-marts" "$FROM" "$TO") || exit 1; read -r t m <<<"$r"
+  r=$(measure duckdb-marts python3 bench/marts_duckdb.py "$WH" "$OUT/duck-marts" "$FROM" "$TO" "$LANDING/reference/units.csv") || exit 1; read -r t m <<<"$r"
   DT+=("$t"); DM+=("$m")
 done
 ct=$(printf '%s\n' "${CT[@]}" | median); cm=$(printf '%s\n' "${CM[@]}" | median)

@@ -2,7 +2,7 @@
 pipelines/compliance.yaml over the same staged Parquet, with the same versions and state views
 (src/warehouse/state.rs) and the same periods, materialises every mart and writes it to Parquet.
 
-usage: marts_duckdb.py WAREHOUSE OUT_DIR FIRST_DAY LAST_DAY
+usage: marts_duckdb.py WAREHOUSE OUT_DIR FIRST_DAY LAST_DAY UNITS_CSV
 """
 import datetime as dt
 import os
@@ -11,7 +11,7 @@ import sys
 import duckdb
 import yaml
 
-wh, out, first, last = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+wh, out, first, last, units = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 first, last = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
 root = os.path.dirname(os.path.abspath(__file__)) + "/.."
 
@@ -65,6 +65,15 @@ for t in KEYS:
     con.execute(f"""CREATE VIEW {t}_state AS SELECT p.period, p.period_kind, p.period_start,
         p.period_end, p.as_of, p."final", v.* FROM periods p JOIN {t}_versions v
         ON v.valid_from <= p.as_of AND (v.valid_to IS NULL OR v.valid_to > p.as_of)""")
+
+# The units each period reports (src/warehouse/models.rs `unit_periods`): the rows of units.csv
+# valid on its as-of day, `valid_from` <= E < `valid_to` (empty or absent: open).
+con.execute(f"CREATE TABLE units AS SELECT * FROM read_csv('{units}', header = true, all_varchar = true)")
+ucols = {r[0] for r in con.execute("DESCRIBE units").fetchall()}
+since = "(nullif(u.valid_from, '') IS NULL OR CAST(u.valid_from AS DATE) <= p.as_of)" if "valid_from" in ucols else "true"
+until = "(nullif(u.valid_to, '') IS NULL OR p.as_of < CAST(u.valid_to AS DATE))" if "valid_to" in ucols else "true"
+con.execute(f"""CREATE VIEW unit_periods AS SELECT p.period, p.period_start, p.as_of, p."final",
+    u.unit_code FROM periods p JOIN units u ON {since} AND {until}""")
 
 models = [m for p in pipelines for m in p.get("models", [])]
 os.makedirs(out, exist_ok=True)
