@@ -177,7 +177,7 @@ fn cchc_test_runs_the_pipeline_tests_and_fails_on_a_wrong_expectation() {
     let out = cchc(p.path()).arg("test").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("4 passed, 2 failed"), "{stdout}");
+    assert!(stdout.contains("5 passed, 2 failed"), "{stdout}");
     assert!(
         stdout.contains("expected, missing: {denominator: 50, numerator: 48, period: 2022-01"),
         "{stdout}"
