@@ -63,6 +63,7 @@ pub fn open_env(
         run_id: run_id.to_string(),
         rt: rt.handle().clone(),
         budget: crate::ingest::Budget::new(cfg.engine.memory_limit),
+        sizes: Default::default(),
     })
 }
 

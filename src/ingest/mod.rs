@@ -46,6 +46,8 @@ pub struct Env {
     pub rt: tokio::runtime::Handle,
     /// The ingest's share of `memory_limit` (see [`Budget`]).
     pub budget: Budget,
+    /// The sizes of the batches typed so far, per source (see [`typing::SizeHints`]).
+    pub sizes: typing::SizeHints,
 }
 
 /// What a source-day holds while it is ingested, per byte of its files: the file, the records
@@ -185,7 +187,8 @@ pub fn ingest_source_day(
             };
         // Each file is typed on its own, so that what a reader emitted before it found the file
         // unreadable (a cut-off JSON file) is dropped (`Emit::restart`).
-        let mut typer = Typer::new(source);
+        let mut typer =
+            Typer::with_capacity(source, &env.sizes.for_file(&source.name, bytes.len()));
         let mut emit = Emit {
             source,
             index: &index,
@@ -217,7 +220,10 @@ pub fn ingest_source_day(
                 });
                 report.unreadable_files += 1;
             }
-            None => batches.push(typer.finish()?),
+            None => {
+                env.sizes.observe(&source.name, bytes.len(), &typer.sizes());
+                batches.push(typer.finish()?)
+            }
         }
         report.read += counts.read;
         report.staged += counts.staged;
