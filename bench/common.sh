@@ -1,4 +1,4 @@
-# Shared by bench/ingest.sh and bench/marts.sh (sourced). Needs $OUT.
+# Shared by bench/ingest.sh, bench/marts.sh and bench/daily.sh (sourced). Needs $OUT.
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 
 measure() { # label, command...: prints "wall_s rss_mb"; exit code 1 (a failed target) is success
@@ -27,3 +27,13 @@ retire() { # path...: move out of the way (same file system), deleted at exit
   return 0
 }
 trap 'rm -rf "$OUT/trash"' EXIT
+
+# Files deleted before a measurement (an earlier script's trash, a test suite's temporary
+# folders) still cost every file created in the next minutes: ext4 without a journal skips an
+# inode freed in the last 60 s, or in the last 360 s while its inode-table block is dirty (a
+# `make bench` started minutes after a test suite measured the backfill at 0.55 of DuckDB's load
+# instead of 0.50). `sync` writes those blocks, and a minute later no freed inode is skipped.
+settle() {
+  sync
+  sleep "${SETTLE_S:-61}"
+}

@@ -41,7 +41,7 @@ next_day() { # label, day: RUNS runs of `run --date day` on fresh copies of $OUT
   printf 'daily run, %s (--date %s): median %.2f s, peak %d MB (all runs: %s)\n' "$1" "$2" \
     "$(printf '%s\n' "${T[@]}" | median)" "$(printf '%s\n' "${M[@]}" | median)" "${T[*]}"
 }
-rm -rf "$OUT/wh-next" "$OUT/wh-next-run"
+retire "$OUT/wh-next" "$OUT/wh-next-run"
 step() { "${ENV[@]}" "$BIN" --quiet --warehouse "$OUT/wh-next" --landing "$LANDING" "$@" >/dev/null || [ $? -eq 1 ]; }
 step backfill --from "$FROM" --to "$P2E"
 step run --date "$P1F"
@@ -53,7 +53,7 @@ next_day "a day within the month" "$D16"
 step backfill --from "$D16" --to "$D30"
 next_day "the month's last day" "$TO"
 "$BIN" --quiet --warehouse "$OUT/wh-next-run" --landing "$LANDING" sql --format json "SELECT * FROM target_results" | sort > "$OUT/target_results.next"
-rm -rf "$OUT/wh-next" "$OUT/wh-next-run"
+retire "$OUT/wh-next" "$OUT/wh-next-run"
 MID=$(python3 -c "import datetime as d; a=d.date.fromisoformat('$FROM'); b=d.date.fromisoformat('$TO'); print(a+(b-a)/2)")
 for day in "$TO" "$MID"; do
   T=(); M=()

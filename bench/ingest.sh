@@ -23,6 +23,7 @@ fi
 INPUT_MB=$(du -sm --exclude=.done "$LANDING" | cut -f1)
 
 . bench/common.sh
+settle
 
 CCHC_T=(); CCHC_M=(); DUCK_T=(); DUCK_M=()
 for i in $(seq "$RUNS"); do

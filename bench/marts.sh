@@ -20,6 +20,7 @@ fi
 ROWS=$(python3 -c "import duckdb; print(duckdb.sql(\"SELECT count(*) FROM read_parquet('$WH/staging/*/*/*.parquet', union_by_name=true)\").fetchall()[0][0])")
 
 . bench/common.sh
+settle # bench/ingest.sh has just emptied its trash
 
 CT=(); CM=(); DT=(); DM=()
 for i in $(seq "$RUNS"); do
