@@ -121,10 +121,13 @@ fn run_stages(
 ) -> Result<Vec<TargetRow>> {
     let rt = &env.rt;
     let mut stages = Vec::new();
+    // Whether the warehouse had no staged day before this run (known from the plan's ledger).
+    let mut fresh = false;
     if skip_unchanged {
         let statuses = stage(&mut stages, "plan", || {
             rt.block_on(async {
                 let ledger = crate::store::ledger::read_all(&env.warehouse).await?;
+                fresh = ledger.is_empty();
                 source_day_states(cfg, &env.landing, &ledger, &record.dates).await
             })
         });
@@ -146,11 +149,12 @@ fn run_stages(
         record.dates = run;
         record.skipped_dates = skip;
     }
-    // Version indexes passed as the ingest stages each day (used by the refresh when the
-    // staging is exactly this run's, as in a backfill into a new warehouse).
+    // Version indexes passed as the ingest stages each day: the refresh uses them only when the
+    // staging is exactly this run's, so only for a backfill into a new warehouse (a daily run
+    // or a backfill adding to staging would pass its days for nothing).
     let feed = match cfg.engine.cluster {
-        None => Some(Feed::start(cfg, &record.dates)?),
-        Some(_) => None,
+        None if fresh => Some(Feed::start(cfg, &record.dates)?),
+        _ => None,
     };
     let ingested = stage(&mut stages, "ingest", || {
         let (days, err) = ingest_days(
