@@ -160,10 +160,7 @@ pub fn ingest_source_day(
     let _held = env.budget.take(input.saturating_mul(HELD_PER_INPUT_BYTE));
 
     let index = field_index(source);
-    let ctx = Context {
-        units: &env.units.codes,
-        pii: &env.pii,
-    };
+    let ctx = Context::new(&env.units.codes, &env.pii);
     let mut batches = Vec::new();
     let mut quarantine = Vec::new();
     let day_num = date_to_days(day);

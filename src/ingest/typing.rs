@@ -14,7 +14,7 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use super::pseudonymise::{Pseudonymiser, Token};
+use super::pseudonymise::{Pseudonymiser, Token, TokenMemo};
 use super::value::Val;
 use crate::base::dates::date_to_days;
 use crate::base::text::nfc_cow;
@@ -111,10 +111,30 @@ pub enum Typed<'a> {
     List(Vec<Vec<Typed<'a>>>),
 }
 
-/// What a conversion needs besides the column: the unit codes and the pseudonymiser.
+/// What a conversion needs besides the column: the unit codes, the pseudonymiser and the
+/// source-day's memo of tokens.
 pub struct Context<'c> {
     pub units: &'c foldhash::HashSet<String>,
     pub pii: &'c Pseudonymiser,
+    memo: TokenMemo,
+}
+
+impl<'c> Context<'c> {
+    /// A context for one source-day (one thread): its memo of tokens starts empty.
+    pub fn new(units: &'c foldhash::HashSet<String>, pii: &'c Pseudonymiser) -> Self {
+        Self {
+            units,
+            pii,
+            memo: TokenMemo::default(),
+        }
+    }
+
+    /// The token of a personal value (already NFC) of `col`.
+    fn token(&self, col: &Column, value: &str) -> Token {
+        // The column's address identifies it: the source outlives the context.
+        self.memo
+            .digest(self.pii, col as *const Column as usize, value)
+    }
 }
 
 /// From this year on, local time in Asia/Ho_Chi_Minh is UTC+7 all year: its last change of offset
@@ -287,7 +307,7 @@ pub fn convert<'a>(col: &Column, v: Option<&Val<'a>>, ctx: &Context) -> Result<T
                 ));
             }
             if col.pii {
-                return Ok(Typed::Token(ctx.pii.digest(&text)));
+                return Ok(Typed::Token(ctx.token(col, &text)));
             }
             Ok(Typed::Str(text))
         }
@@ -771,10 +791,7 @@ mod tests {
         let source = cfg.source("procedures").unwrap();
         let units = foldhash::HashSet::default();
         let pii = super::super::pseudonymise::Pseudonymiser::new(b"a key of sixteen chars");
-        let ctx = Context {
-            units: &units,
-            pii: &pii,
-        };
+        let ctx = Context::new(&units, &pii);
         let slots: Vec<Option<Val>> = source
             .columns
             .iter()

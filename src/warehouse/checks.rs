@@ -106,21 +106,48 @@ pub fn judge(t: &Target, n: i64, d: i64) -> (Option<f64>, Status) {
 struct Figures {
     n: i64,
     d: i64,
+    /// At most [`SAMPLE_SIZE`] distinct keys, in order.
     keys: Vec<String>,
 }
 
 impl Figures {
-    fn add(&mut self, o: &Figures) {
-        self.n += o.n;
-        self.d += o.d;
-        self.keys.extend(o.keys.iter().cloned());
+    /// The sum of `parts`. Only the [`SAMPLE_SIZE`] smallest distinct keys are ever reported,
+    /// and those of a sum are among the smallest of its parts, so each figure keeps just those,
+    /// in order, and a sum merges them without copying more (a province's `ALL` row sums every
+    /// unit's): a part's keys are read only while they are smaller than the largest kept.
+    fn sum<'a>(parts: impl IntoIterator<Item = &'a Figures>) -> Figures {
+        let (mut n, mut d) = (0, 0);
+        let mut best: Vec<&str> = Vec::with_capacity(SAMPLE_SIZE + 1);
+        for p in parts {
+            n += p.n;
+            d += p.d;
+            for k in &p.keys {
+                if best.len() == SAMPLE_SIZE && k.as_str() >= best[SAMPLE_SIZE - 1] {
+                    break;
+                }
+                if let Err(at) = best.binary_search(&k.as_str()) {
+                    best.insert(at, k);
+                    best.truncate(SAMPLE_SIZE);
+                }
+            }
+        }
+        Figures {
+            n,
+            d,
+            keys: best.into_iter().map(str::to_string).collect(),
+        }
     }
-    fn sample(mut self) -> Vec<String> {
-        self.keys.sort();
-        self.keys.dedup();
-        self.keys.truncate(SAMPLE_SIZE);
+
+    fn sample(self) -> Vec<String> {
         self.keys
     }
+}
+
+/// Keeps the [`SAMPLE_SIZE`] smallest distinct keys, in order.
+fn smallest<T: Ord>(keys: &mut Vec<T>) {
+    keys.sort_unstable();
+    keys.dedup();
+    keys.truncate(SAMPLE_SIZE);
 }
 
 /// A target's figures: period → unit (or "") → figures of its mart, for the periods in the
@@ -173,22 +200,21 @@ async fn figures(ctx: &SessionContext, t: &Target) -> Result<PeriodFigures> {
                 if !l.is_null(i) {
                     let v = l.value(i);
                     let v = arrow::compute::cast(&v, &DataType::Utf8)?;
-                    f.keys = v
-                        .as_string::<i32>()
-                        .iter()
-                        .flatten()
-                        .map(str::to_string)
-                        .collect();
+                    let mut keys: Vec<&str> = v.as_string::<i32>().iter().flatten().collect();
+                    smallest(&mut keys);
+                    f.keys = keys.into_iter().map(str::to_string).collect();
                 }
             }
             let of_period = match out.get_mut(period.value(i)) {
                 Some(m) => m,
                 None => out.entry(period.value(i).to_string()).or_default(),
             };
-            of_period
-                .entry(unit.value(i).to_string())
-                .or_default()
-                .add(&f);
+            match of_period.get_mut(unit.value(i)) {
+                Some(u) => *u = Figures::sum([&*u, &f]),
+                None => {
+                    of_period.insert(unit.value(i).to_string(), f);
+                }
+            }
         }
     }
     Ok(out)
@@ -239,8 +265,18 @@ pub async fn evaluate(
                 (valid.collect(), units.districts_on(p.as_of))
             })
             .collect();
-        let none = HashMap::new();
-        for (t, figs) in plan.targets.iter().zip(all_figures) {
+        rows.reserve(
+            plan.targets
+                .iter()
+                .flat_map(|t| {
+                    ps.iter()
+                        .zip(&units_of)
+                        .filter(|(p, _)| t.periods.contains(&p.kind))
+                })
+                .map(|(_, (valid, _))| valid.len() + 1)
+                .sum(),
+        );
+        for (t, mut figs) in plan.targets.iter().zip(all_figures) {
             for (p, (valid, districts)) in ps.iter().zip(&units_of) {
                 if !t.periods.contains(&p.kind) {
                     continue;
@@ -262,24 +298,19 @@ pub async fn evaluate(
                         severity: t.severity,
                     }
                 };
-                let of_period = figs.get(&p.id).unwrap_or(&none);
-                let get = |u: &str| of_period.get(u).cloned().unwrap_or_default();
-                let mut all = Figures::default();
-                for f in of_period.values() {
-                    all.add(f);
-                }
+                // Each period is visited once per target: its figures are moved into the rows.
+                let mut of_period = figs.remove(&p.id).unwrap_or_default();
+                let all = Figures::sum(of_period.values());
                 if t.grouping == Grouping::Unit {
                     // The marts already count each record for its unit's successor as of the
                     // period's as-of day.
-                    for u in valid {
-                        rows.push(row(u, get(u)));
-                    }
                     for (code, members) in districts {
-                        let mut f = Figures::default();
-                        for m in members {
-                            f.add(&get(m));
-                        }
+                        let f = Figures::sum(members.iter().filter_map(|m| of_period.get(*m)));
                         district_rows.push(row(code, f));
+                    }
+                    // A code is valid once on a day, so each unit's figures are taken once.
+                    for u in valid {
+                        rows.push(row(u, of_period.remove(*u).unwrap_or_default()));
                     }
                 }
                 rows.push(row("ALL", all));
@@ -494,4 +525,42 @@ pub async fn write(
 pub fn any_error_fails(rows: &[TargetRow]) -> bool {
     rows.iter()
         .any(|r| r.status == Status::Fail && r.severity == Severity::Error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Figures, SAMPLE_SIZE, smallest};
+
+    fn figures(n: i64, keys: &[&str]) -> Figures {
+        let mut keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        smallest(&mut keys);
+        Figures { n, d: 2 * n, keys }
+    }
+
+    #[test]
+    fn a_sum_keeps_the_smallest_distinct_keys_of_all_its_parts() {
+        // Parts whose keys overlap, repeat and interleave; more keys than a sample in all.
+        let parts: Vec<Vec<String>> = (0..40)
+            .map(|i| (0..(i % 13)).map(|j| format!("k{:03}", (i * 7 + j * 11) % 97)).collect())
+            .collect();
+        let figs: Vec<Figures> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| figures(i as i64, &p.iter().map(String::as_str).collect::<Vec<_>>()))
+            .collect();
+        let sum = Figures::sum(&figs);
+        let mut union: Vec<String> = parts.concat();
+        union.sort();
+        union.dedup();
+        union.truncate(SAMPLE_SIZE);
+        assert_eq!(sum.keys, union);
+        assert_eq!((sum.n, sum.d), (780, 1560));
+        // Nothing to sum: zeros and no keys; a part without keys changes nothing.
+        let none = Figures::sum([]);
+        assert_eq!((none.n, none.d, none.keys.len()), (0, 0, 0));
+        let one = figures(3, &["b", "a", "b"]);
+        let with_empty = Figures::sum([&one, &Figures::default()]);
+        assert_eq!(with_empty.keys, ["a", "b"]);
+        assert_eq!(with_empty.n, 3);
+    }
 }

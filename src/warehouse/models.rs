@@ -724,7 +724,9 @@ pub async fn write_periods(
         .as_any()
         .downcast_ref::<StringArray>()
         .ok_or_else(|| Error::Internal("period is not text".into()))?;
-    // The periods' files at once: each is small, and the store's writes wait on the file system.
+    // The periods' files at once, each a task of its own: they are small, the store's writes wait
+    // on the file system, and their encoding then shares the runtime's workers instead of
+    // running one after another on the caller's thread.
     let parts = periods
         .iter()
         .map(|p| {
@@ -735,12 +737,18 @@ pub async fn write_periods(
             ))
         })
         .collect::<Result<Vec<_>>>()?;
-    futures::future::try_join_all(parts.iter().map(|(folder, part)| async move {
-        write_part(wh, folder, run_id, part, true).await?;
-        failpoint::hit("marts.written");
-        Ok::<_, Error>(())
-    }))
-    .await?;
+    let tasks = parts.into_iter().map(|(folder, part)| {
+        let (wh, run_id) = (wh.clone(), run_id.to_string());
+        tokio::spawn(async move {
+            write_part(&wh, &folder, &run_id, &part, true).await?;
+            failpoint::hit("marts.written");
+            Ok::<_, Error>(())
+        })
+    });
+    // Every task ends before this returns, so that no file is written after an error is reported.
+    for r in futures::future::join_all(tasks).await {
+        r.map_err(|e| Error::Internal(format!("writing `{table}`: {e}")))??;
+    }
     let unknown = ids
         .iter()
         .flatten()

@@ -269,10 +269,7 @@ mod tests {
         let source = cfg.source("dossiers").unwrap();
         let units: foldhash::HashSet<String> = ["000.00.01.H40".to_string()].into_iter().collect();
         let pii = Pseudonymiser::new(b"a key of sixteen chars");
-        let ctx = Context {
-            units: &units,
-            pii: &pii,
-        };
+        let ctx = Context::new(&units, &pii);
         let index = field_index(source);
         let mut typer = Typer::new(source);
         let mut quarantine = vec![BadRecord {
