@@ -529,7 +529,7 @@ pub fn any_error_fails(rows: &[TargetRow]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{Figures, SAMPLE_SIZE, smallest};
+    use super::{smallest, Figures, SAMPLE_SIZE};
 
     fn figures(n: i64, keys: &[&str]) -> Figures {
         let mut keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
@@ -541,7 +541,11 @@ mod tests {
     fn a_sum_keeps_the_smallest_distinct_keys_of_all_its_parts() {
         // Parts whose keys overlap, repeat and interleave; more keys than a sample in all.
         let parts: Vec<Vec<String>> = (0..40)
-            .map(|i| (0..(i % 13)).map(|j| format!("k{:03}", (i * 7 + j * 11) % 97)).collect())
+            .map(|i| {
+                (0..(i % 13))
+                    .map(|j| format!("k{:03}", (i * 7 + j * 11) % 97))
+                    .collect()
+            })
             .collect();
         let figs: Vec<Figures> = parts
             .iter()
