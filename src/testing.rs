@@ -278,7 +278,7 @@ async fn run_unit_test(cfg: &Config, t: &UnitTest) -> std::result::Result<(), St
     models::register_views(&ctx, cfg, None, &refs, Some(&units))
         .await
         .map_err(|e| e.to_string())?;
-    models::compute(&ctx, cfg, cfg.engine.threads_for(false))
+    models::compute(&ctx, cfg, cfg.engine.marts_at_once())
         .await
         .map_err(|e| e.to_string())?;
     let ev = checks::evaluate(&ctx, cfg, &refs, &units)

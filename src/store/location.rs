@@ -196,21 +196,18 @@ impl Location {
         let Some(file) = self.plain_local_file(path) else {
             return rt.block_on(self.put(path, data));
         };
-        let fail = |e| Error::io(format!("cannot write {}/{path}", self.display), e);
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // `#` and digits only: the object store's own name for a file being written, which its
-        // listings skip (so a file left by a killed run is never taken for a part).
-        let mut tmp = file.clone().into_os_string();
-        tmp.push(format!("#{:010}{n:010}", std::process::id()));
-        std::fs::write(&tmp, &data).map_err(fail)?;
-        std::fs::rename(&tmp, &file).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            fail(e)
-        })
+        // Unbuffered: the whole file is one write.
+        let mut out = LocalFile::create(self, path, file, 0)?;
+        std::io::Write::write_all(&mut out, &data).map_err(|e| out.fail(e))?;
+        out.commit()
+    }
+
+    /// A file of a local location written as it is produced (through a buffer of 1 MiB),
+    /// published under `path` by [`LocalFile::commit`] (as [`Self::put_blocking`] does); `None`
+    /// elsewhere.
+    pub fn local_file(&self, path: &Path) -> Option<Result<LocalFile>> {
+        self.plain_local_file(path)
+            .map(|file| LocalFile::create(self, path, file, 1 << 20))
     }
 
     /// Create `path` only if it does not exist (a conditional put, which S3-compatible stores and
@@ -357,6 +354,80 @@ pub fn check_locations(landing: &str, warehouse: &str) -> Result<()> {
     }
 }
 
+/// A local file being written under a temporary name (`<name>#<digits>`, the object store's own
+/// name for a file being written, which its listings skip and the vacuum removes), renamed over
+/// its name by [`Self::commit`]; removed if dropped before.
+pub struct LocalFile {
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    tmp: std::path::PathBuf,
+    target: std::path::PathBuf,
+    what: String,
+    committed: bool,
+}
+
+impl LocalFile {
+    fn create(
+        loc: &Location,
+        path: &Path,
+        target: std::path::PathBuf,
+        buffer: usize,
+    ) -> Result<Self> {
+        let what = format!("{}/{path}", loc.display);
+        let fail = |e| Error::io(format!("cannot write {what}"), e);
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut tmp = target.clone().into_os_string();
+        tmp.push(format!("#{:010}{n:010}", std::process::id()));
+        let tmp = std::path::PathBuf::from(tmp);
+        let file = std::fs::File::create(&tmp).map_err(fail)?;
+        Ok(Self {
+            file: Some(std::io::BufWriter::with_capacity(buffer, file)),
+            tmp,
+            target,
+            what,
+            committed: false,
+        })
+    }
+
+    /// The error of a failed write.
+    pub fn fail(&self, e: std::io::Error) -> Error {
+        Error::io(format!("cannot write {}", self.what), e)
+    }
+
+    /// Flush the file and rename it over its name.
+    pub fn commit(mut self) -> Result<()> {
+        let file = self.file.take().expect("a file not yet committed");
+        file.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|_| std::fs::rename(&self.tmp, &self.target))
+            .map_err(|e| self.fail(e))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl std::io::Write for LocalFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("an open file").write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().expect("an open file").flush()
+    }
+}
+
+impl Drop for LocalFile {
+    fn drop(&mut self) {
+        // Not committed (an error, or a commit whose rename failed): no file is left behind.
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,5 +463,46 @@ mod tests {
         loc.put_blocking(rt.handle(), &odd, Bytes::from_static(b"x"))
             .unwrap();
         assert_eq!(rt.block_on(loc.get(&odd)).unwrap().as_ref(), b"x");
+    }
+
+    #[test]
+    fn a_local_file_appears_only_when_committed_and_leaves_nothing_when_dropped() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::open(dir.path().to_str().unwrap(), false).unwrap();
+        let folder = dir.path().join("state/s/period=2022-11");
+        let files = || -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(&folder)
+                .map(|rd| {
+                    rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        let path = loc.path("state/s/period=2022-11/part-r1.parquet");
+        let mut f = loc.local_file(&path).unwrap().unwrap();
+        f.write_all(b"rows").unwrap();
+        // Being written: only the temporary name, which the store does not list.
+        assert_eq!(files().len(), 1);
+        assert!(files()[0].starts_with("part-r1.parquet#"), "{:?}", files());
+        f.commit().unwrap();
+        assert_eq!(files(), ["part-r1.parquet"]);
+        assert_eq!(
+            std::fs::read(folder.join("part-r1.parquet")).unwrap(),
+            b"rows"
+        );
+        // Dropped before its commit (a failed query): nothing is left, the old file stays.
+        let mut f = loc.local_file(&path).unwrap().unwrap();
+        f.write_all(b"half").unwrap();
+        drop(f);
+        assert_eq!(files(), ["part-r1.parquet"]);
+        assert_eq!(
+            std::fs::read(folder.join("part-r1.parquet")).unwrap(),
+            b"rows"
+        );
+        // Not a local location's plain name: the caller uses the store.
+        assert!(loc.local_file(&loc.path("state/a b%.parquet")).is_none());
     }
 }

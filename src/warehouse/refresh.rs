@@ -94,8 +94,7 @@ pub async fn refresh_marts(
     super::models::replace_state_views(&ctx, cfg, !units.changes.is_empty(), &branches, &stale)
         .await?;
     steps.done("state views planned");
-    let from_snapshots = branches.values().flatten().any(|b| b.input.is_some());
-    let marts = super::models::compute(&ctx, cfg, cfg.engine.threads_for(from_snapshots)).await?;
+    let marts = super::models::compute(&ctx, cfg, cfg.engine.marts_at_once()).await?;
     steps.done("marts computed");
     // The marts' files written while the targets are evaluated (their queries read the marts
     // held in the session, not the files).

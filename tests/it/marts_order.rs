@@ -82,15 +82,15 @@ fn a_mart_reading_another_is_computed_after_it() {
         assert_eq!((r[1], r[2]), (2 * r[0], 3 * r[0]), "{rows:?}");
     }
 
-    // A daily run reads month-end snapshots (this one writes February's): one at a time by
-    // default, the same figures.
+    // A daily run reads month-end snapshots (this one writes February's): two at a time by
+    // default too, the same figures.
     let out = bin_with(&config, &landing, &whs)
         .args(["run", "--date", "2022-03-31"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
-    assert!(stderr.contains("marts computed 1 at a time"), "{stderr}");
+    assert!(stderr.contains("marts computed 2 at a time"), "{stderr}");
     assert!(stderr.contains("state snapshot written"), "{stderr}");
     assert_eq!(figures(), rows);
 
