@@ -224,8 +224,9 @@ impl TokenMemo {
         token
     }
 
-    /// Whether the memo is still used for `column` (for tests).
-    pub fn used_for(&self, column: usize) -> bool {
+    /// Whether the memo is still used for `column`.
+    #[cfg(test)]
+    fn used_for(&self, column: usize) -> bool {
         self.columns
             .borrow()
             .iter()

@@ -137,10 +137,6 @@ impl Figures {
             keys: best.into_iter().map(str::to_string).collect(),
         }
     }
-
-    fn sample(self) -> Vec<String> {
-        self.keys
-    }
 }
 
 /// Keeps the [`SAMPLE_SIZE`] smallest distinct keys, in order.
@@ -265,6 +261,7 @@ pub async fn evaluate(
                 (valid.collect(), units.districts_on(p.as_of))
             })
             .collect();
+        // The rows pushed below: per target and period, a row per valid unit and `ALL`.
         rows.reserve(
             plan.targets
                 .iter()
@@ -272,8 +269,11 @@ pub async fn evaluate(
                     ps.iter()
                         .zip(&units_of)
                         .filter(|(p, _)| t.periods.contains(&p.kind))
+                        .map(move |(_, (valid, _))| match t.grouping {
+                            Grouping::Unit => valid.len() + 1,
+                            Grouping::Province => 1,
+                        })
                 })
-                .map(|(_, (valid, _))| valid.len() + 1)
                 .sum(),
         );
         for (t, mut figs) in plan.targets.iter().zip(all_figures) {
@@ -294,7 +294,7 @@ pub async fn evaluate(
                         value,
                         threshold: t.pass_when.map(|(_, th)| th.value),
                         status,
-                        sample_keys: f.sample(),
+                        sample_keys: f.keys,
                         severity: t.severity,
                     }
                 };
