@@ -31,6 +31,15 @@ pub struct SnapshotCommit {
     pub source: String,
     pub month: String,
     pub run_id: String,
+    /// The staging columns the file holds (the ones the models read when it was written, see
+    /// `crate::warehouse::snapshots::columns_read`); absent in records written before snapshots
+    /// kept only those: every staging column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    /// A digest of what decided `columns` (`crate::warehouse::snapshots::models_digest`): while
+    /// it is the configuration's, they are the columns the models read, without planning them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<String>,
 }
 
 pub const PERIODS: &str = "marts/_periods.json";

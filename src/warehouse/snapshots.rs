@@ -21,10 +21,13 @@
 //! as-of day, plus the versions after it; periods that share it form one branch of the state
 //! view ([`super::state::Branch`]); periods without one read all of staging, as before.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
@@ -34,11 +37,12 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::models::{mem_table, print_executed, register_listing};
+use super::models::{
+    local_context, mem_table, model_error, print_executed, register_listing, register_state,
+};
 use super::periods::{changed_since, Period};
 use super::state::{
-    all_columns, holds_on, indexed_versions_sql, key_list, same_key, versions_sql, Branch,
-    SnapshotInput,
+    holds_on, indexed_versions_sql, key_list, same_key, versions_sql, Branch, SnapshotInput,
 };
 use crate::base::error::{Error, Result};
 use crate::base::text::ident;
@@ -77,6 +81,10 @@ struct Snapshot {
 pub struct Plan {
     usable: BTreeMap<String, BTreeMap<NaiveDate, Snapshot>>,
     commits: Vec<SnapshotCommit>,
+    /// The columns a snapshot of each source keeps ([`columns_read`]), once planned.
+    columns: Option<BTreeMap<String, Vec<String>>>,
+    /// [`models_digest`] of the configuration.
+    digest: String,
     /// The month whose snapshots this refresh writes (see [`Self::new`]).
     pub write: Option<Period>,
 }
@@ -104,9 +112,13 @@ impl Plan {
             return Ok(Self {
                 usable: BTreeMap::new(),
                 commits,
+                columns: None,
+                digest: String::new(),
                 write: None,
             });
         }
+        let digest = models_digest(cfg);
+        let mut columns = None;
         let mut usable: BTreeMap<String, BTreeMap<NaiveDate, Snapshot>> = BTreeMap::new();
         for o in published.current(wh, wh.list("state").await?) {
             let rel = wh.relative(&o.location).to_string();
@@ -129,6 +141,20 @@ impl Plan {
             if changed_since(ledger, end, &c.run_id) {
                 continue;
             }
+            // Without a column the models read now (a model changed since it was written).
+            if let Some(have) = c
+                .columns
+                .as_ref()
+                .filter(|_| c.models.as_deref() != Some(digest.as_str()))
+            {
+                let need = columns_of(&mut columns, cfg).await?;
+                if !need
+                    .get(*source)
+                    .is_none_or(|need| need.iter().all(|n| have.contains(n)))
+                {
+                    continue;
+                }
+            }
             usable.entry(source.to_string()).or_default().insert(
                 end,
                 Snapshot {
@@ -140,6 +166,8 @@ impl Plan {
         let mut plan = Self {
             usable,
             commits,
+            columns,
+            digest,
             write: None,
         };
         // M: the newest month that is over with a later day ingested. Its last day (the one
@@ -151,7 +179,11 @@ impl Plan {
             .filter(|p| p.kind == PeriodKind::Month && p.is_final && Some(p.end) < newest)
             .max_by_key(|p| p.end);
         if let Some(m) = m {
-            let usable = plan.usable.values().any(|u| u.contains_key(&m.end));
+            let usable = cfg
+                .sources
+                .iter()
+                .filter(|s| kept(s))
+                .all(|s| plan.has(&s.name, m.end));
             let from_all = plan
                 .usable
                 .values()
@@ -167,6 +199,13 @@ impl Plan {
         Ok(plan)
     }
 
+    /// Whether `source` has a usable snapshot that ends on `end`.
+    fn has(&self, source: &str, end: NaiveDate) -> bool {
+        self.usable
+            .get(source)
+            .is_some_and(|u| u.contains_key(&end))
+    }
+
     /// The newest usable snapshot of `source` that ends on or before `day`.
     fn base(&self, source: &str, day: NaiveDate) -> Option<&Snapshot> {
         self.usable
@@ -176,7 +215,8 @@ impl Plan {
             .map(|(_, s)| s)
     }
 
-    /// Write the snapshots of [`Self::write`] for every source that keeps them, publish them
+    /// Write the snapshots of [`Self::write`] for every source that keeps them and has no usable
+    /// one of that month (a snapshot without a column a changed model reads), publish them
     /// (their content depends only on staging, which is published already), and make them
     /// usable for the rest of the refresh.
     /// With `indexes` (a local session), a `latest` source's snapshot without a snapshot before
@@ -193,12 +233,17 @@ impl Plan {
         let Some(month) = self.write.clone() else {
             return Ok(());
         };
+        let kept_columns = columns_of(&mut self.columns, cfg).await?.clone();
         // Planned one after another (planning flips a setting of the shared session), then
         // computed and written at once: each is a scan, a join and a file, and the dossiers'
         // alone would otherwise leave a core idle.
         let mut planned = Vec::new();
         for source in cfg.sources.iter().filter(|s| kept(s)) {
+            if self.has(&source.name, month.end) {
+                continue;
+            }
             let t0 = std::time::Instant::now();
+            let columns = kept_columns.get(&source.name).cloned().unwrap_or_default();
             let base = self.base(&source.name, month.end).cloned();
             let input = register_input(ctx, wh, published, source, base.as_ref()).await?;
             let function = match (&input, indexes.as_deref_mut()) {
@@ -206,20 +251,21 @@ impl Plan {
                 _ => None,
             };
             let sql = match &function {
-                Some(f) => indexed_write_sql(source, month.end, f),
-                None => write_sql(source, month.end, input.as_ref()),
+                Some(f) => indexed_write_sql(source, month.end, f, &columns),
+                None => write_sql(source, month.end, input.as_ref(), &columns),
             };
-            // The identities are the hash join's build side, the whole rows stream past them.
-            ctx.sql("SET datafusion.optimizer.join_reordering = false")
-                .await?;
+            // The identities (or a month's keys) are the hash join's build side, whole, and the
+            // whole rows stream past them: not reordered, nor repartitioned by key (moving every
+            // row of the snapshot between threads cost more than the join).
+            set_joins(ctx, false).await?;
             let plan = ctx.sql(&sql).await?.create_physical_plan().await;
-            ctx.sql("SET datafusion.optimizer.join_reordering = true")
-                .await?;
+            set_joins(ctx, true).await?;
             let write = SnapshotWrite {
                 source: source.clone(),
                 base,
                 plan: plan?,
                 file: format!("{}/{}", folder(&source.name, &month.id), part_name(run_id)),
+                columns,
                 explain: cfg.engine.explain_analyze,
                 month: month.id.clone(),
                 t0,
@@ -235,7 +281,7 @@ impl Plan {
                 .map_err(|e| Error::Internal(format!("a snapshot's task failed: {e}")))
                 .and_then(|r| r);
             match outcome {
-                Ok((source, file)) => {
+                Ok((source, file, columns)) => {
                     self.usable.entry(source.clone()).or_default().insert(
                         month.end,
                         Snapshot {
@@ -247,6 +293,8 @@ impl Plan {
                         source,
                         month: month.id.clone(),
                         run_id: run_id.to_string(),
+                        columns: Some(columns),
+                        models: Some(self.digest.clone()),
                     });
                 }
                 Err(e) => {
@@ -257,17 +305,16 @@ impl Plan {
         if let Some(e) = first_error {
             return Err(e);
         }
-        // Keep the records of the usable snapshots of each source: the new one and the one
-        // before it (the others' files go at the next vacuum).
-        let mut keep = written;
+        // Keep the records of the newest two usable snapshots of each source: this month's
+        // and the one before it (the others' files go at the next vacuum).
+        let mut keep = Vec::new();
         for (source, m) in &self.usable {
-            for s in m.values().rev().filter(|s| s.month != month.id).take(1) {
-                keep.extend(
-                    self.commits
-                        .iter()
-                        .filter(|c| c.source == *source && c.month == s.month)
-                        .cloned(),
-                );
+            for s in m.values().rev().take(2) {
+                let of = |c: &&SnapshotCommit| c.source == *source && c.month == s.month;
+                match written.iter().find(of) {
+                    Some(new) => keep.push(new.clone()),
+                    None => keep.extend(self.commits.iter().filter(of).cloned()),
+                }
             }
         }
         commits::write_snapshots(wh, keep).await?;
@@ -322,15 +369,27 @@ struct SnapshotWrite {
     plan: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
     /// Relative to the warehouse root.
     file: String,
+    /// The staging columns it keeps, in staging order.
+    columns: Vec<String>,
     explain: bool,
     month: String,
     t0: std::time::Instant,
 }
 
 impl SnapshotWrite {
-    /// Stream the plan's rows to the file; returns the source and the file.
-    async fn run(self, ctx: &SessionContext, wh: &Location) -> Result<(String, String)> {
-        let schema = staging_schema(&self.source);
+    /// Stream the plan's rows to the file; returns the source, the file and its columns.
+    async fn run(
+        self,
+        ctx: &SessionContext,
+        wh: &Location,
+    ) -> Result<(String, String, Vec<String>)> {
+        let staging = staging_schema(&self.source);
+        let kept: Vec<usize> = self
+            .columns
+            .iter()
+            .map(|c| staging.index_of(c))
+            .collect::<std::result::Result<_, _>>()?;
+        let schema = Arc::new(staging.project(&kept)?);
         let props = writer_props(&self.source);
         let mut stream =
             datafusion::physical_plan::execute_stream(self.plan.clone(), ctx.task_ctx())?;
@@ -374,10 +433,11 @@ impl SnapshotWrite {
             month = %self.month,
             base = self.base.as_ref().map_or("-", |b| b.month.as_str()),
             rows,
+            columns = self.columns.len(),
             ms = self.t0.elapsed().as_millis() as u64,
             "state snapshot written"
         );
-        Ok((self.source.name, self.file))
+        Ok((self.source.name, self.file, self.columns))
     }
 }
 
@@ -392,12 +452,18 @@ fn writer_props(source: &Source) -> WriterProperties {
     crate::ingest::typing::plain_pseudonyms(props, source).build()
 }
 
-/// The query of a snapshot at `end` over `input` (`None`: all of staging): the source's rule
+/// The query of a snapshot at `end` over `input` (`None`: all of staging), of `columns` (the
+/// staging columns it keeps, key and metadata among them): the source's rule
 /// over the versions' identities alone (key and version order), whose state as of `end` picks
 /// the whole rows of `input`. Sorting only the identities costs a fraction of sorting whole rows.
 /// Versions after `end` cannot change the state as of `end` (they only give the newest version
 /// a `valid_to` after it), so they are not read.
-fn write_sql(source: &Source, end: NaiveDate, input: Option<&SnapshotInput>) -> String {
+fn write_sql(
+    source: &Source,
+    end: NaiveDate,
+    input: Option<&SnapshotInput>,
+    columns: &[String],
+) -> String {
     let identity: Vec<String> = source
         .key
         .iter()
@@ -407,7 +473,7 @@ fn write_sql(source: &Source, end: NaiveDate, input: Option<&SnapshotInput>) -> 
         .collect();
     let until = |t: &str| format!("(SELECT * FROM {t} WHERE extract_date <= DATE '{end}')");
     let narrow = |t: &str| format!("(SELECT {} FROM {t})", identity.join(", "));
-    let cols = all_columns(source, "i.");
+    let cols = column_list(columns, "i.");
     // The whole rows of `t` whose identities are in the state as of `end` by `versions`.
     let picked = |versions: &str, t: &str| {
         let on = identity
@@ -460,21 +526,164 @@ fn write_sql(source: &Source, end: NaiveDate, input: Option<&SnapshotInput>) -> 
     }
 }
 
-/// The query of a `latest` source's snapshot at `end` from all of staging, with `valid_to`
+/// The query of a `latest` source's snapshot at `end` of `columns` from all of staging, with `valid_to`
 /// from its version index's function `f`: the staged rows in the state as of `end`, one
 /// filtered scan (the index already knows each version's successor, also after `end`, which
 /// does not change the state as of `end`).
-fn indexed_write_sql(source: &Source, end: NaiveDate, f: &str) -> String {
+fn indexed_write_sql(source: &Source, end: NaiveDate, f: &str, columns: &[String]) -> String {
     let until = format!(
         "(SELECT * FROM {} WHERE extract_date <= DATE '{end}')",
         ident(&source.name)
     );
     format!(
         "SELECT {} FROM ({}) x WHERE {}",
-        all_columns(source, "x."),
+        column_list(columns, "x."),
         indexed_versions_sql(&until, f),
         holds_on("x", &format!("DATE '{end}'"))
     )
+}
+
+/// Let the optimizer reorder and repartition joins (a session's default), or not.
+async fn set_joins(ctx: &SessionContext, on: bool) -> Result<()> {
+    for option in ["join_reordering", "repartition_joins"] {
+        ctx.sql(&format!("SET datafusion.optimizer.{option} = {on}"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// `columns`, each quoted after `prefix`, comma-separated.
+fn column_list(columns: &[String], prefix: &str) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{prefix}{}", ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The staging columns a snapshot of each source keeps: the ones the models read through the
+/// source's views, found as `cchc validate` plans them (each model in declaration order on
+/// empty tables, optimised: the columns of every scan of the source's staging table), with the
+/// key, the metadata columns (the rule's version order) and the columns that reference units
+/// (the state view joins them when units change); in staging order. A model that reads every
+/// column (`SELECT *` of a state view) keeps them all. Most of a dossier's bytes are columns no
+/// mart reads (the four pseudonyms are two thirds of a snapshot file), and copying them in and
+/// out was most of a month's first daily run.
+pub async fn columns_read(cfg: &Config) -> Result<BTreeMap<String, Vec<String>>> {
+    let ctx = local_context(&cfg.engine)?;
+    register_state(&ctx, cfg, None, None, &[], None).await?;
+    // Only the rule that narrows each scan to the columns read: the others cost most of the
+    // planning and cannot make a scan read a column it does not need.
+    let narrow = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
+        .with_optimizer_rules(vec![Arc::new(
+            datafusion::optimizer::optimize_projections::OptimizeProjections::new(),
+        )])
+        .build();
+    let mut read: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for m in &cfg.models {
+        let df = ctx.sql(&m.sql).await.map_err(|e| model_error(m, e))?;
+        let plan = narrow
+            .optimize(df.logical_plan())
+            .map_err(|e| model_error(m, e))?;
+        plan.apply_with_subqueries(|node| {
+            let LogicalPlan::TableScan(scan) = node else {
+                return Ok(TreeNodeRecursion::Continue);
+            };
+            let Some(source) = cfg
+                .sources
+                .iter()
+                .find(|s| scan.table_name.table() == s.name)
+            else {
+                return Ok(TreeNodeRecursion::Continue);
+            };
+            let cols = read.entry(source.name.as_str()).or_default();
+            match scan.projection {
+                None => cols.extend(source.columns.iter().map(|c| c.name.clone())),
+                Some(_) => cols.extend(
+                    scan.projected_schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().clone()),
+                ),
+            }
+            for f in &scan.filters {
+                cols.extend(f.column_refs().into_iter().map(|c| c.name.clone()));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        super::validate::register_planned(&ctx, m, schema).await?;
+    }
+    let kept_columns = |s: &Source| -> Vec<String> {
+        let read = read.get(s.name.as_str());
+        s.columns
+            .iter()
+            .filter(|c| {
+                s.key.contains(&c.name)
+                    || c.references_units
+                    || read.is_some_and(|r| r.contains(&c.name))
+            })
+            .map(|c| c.name.clone())
+            .chain(META_COLUMNS.iter().map(|c| c.to_string()))
+            .collect()
+    };
+    Ok(cfg
+        .sources
+        .iter()
+        .filter(|s| kept(s))
+        .map(|s| (s.name.clone(), kept_columns(s)))
+        .collect())
+}
+
+/// [`columns_read`], planned the first time it is asked for.
+async fn columns_of<'a>(
+    planned: &'a mut Option<BTreeMap<String, Vec<String>>>,
+    cfg: &Config,
+) -> Result<&'a BTreeMap<String, Vec<String>>> {
+    if planned.is_none() {
+        let t0 = std::time::Instant::now();
+        *planned = Some(columns_read(cfg).await?);
+        tracing::debug!(
+            ms = t0.elapsed().as_millis() as u64,
+            "the columns the models read planned"
+        );
+    }
+    Ok(planned.get_or_insert_default())
+}
+
+/// A digest of everything [`columns_read`] depends on: the sources' keys, versioning, columns and
+/// derived columns, the models, and the version of cchc (its optimiser decides what a plan
+/// reads). A snapshot records the one it was written under; while the configuration's is the
+/// same, the snapshot's columns are what the models read, and a daily run needs not plan them.
+/// Anything else that changes it (a line moved) only costs planning them once per run.
+pub fn models_digest(cfg: &Config) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut put = |s: &str| {
+        h.update(s.len().to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    put(env!("CARGO_PKG_VERSION"));
+    for s in &cfg.sources {
+        put(&s.name);
+        put(&format!("{:?} {:?}", s.versioning, s.key));
+        for c in &s.columns {
+            put(&format!(
+                "{} {:?} {} {}",
+                c.name, c.kind, c.required, c.references_units
+            ));
+        }
+        for d in &s.derived {
+            put(&d.name);
+            put(&d.sql);
+        }
+    }
+    for m in &cfg.models {
+        put(&m.name);
+        put(&format!("{:?}", m.materialized));
+        put(&m.sql);
+    }
+    hex::encode(h.finalize())
 }
 
 /// The last day of month `YYYY-MM`.

@@ -78,12 +78,7 @@ pub async fn check_sql(cfg: &Config) -> Vec<Diagnostic> {
                 ),
             ));
         }
-        let registered = match m.materialized {
-            Materialized::View => create_view(&ctx, m).await,
-            Materialized::Table => mem_table(schema, vec![])
-                .and_then(|t| Ok(ctx.register_table(m.name.as_str(), t).map(|_| ())?)),
-        };
-        if let Err(e) = registered {
+        if let Err(e) = register_planned(&ctx, m, schema).await {
             diags.push(at("C011", e.to_string()));
         }
     }
@@ -124,6 +119,22 @@ pub async fn check_sql(cfg: &Config) -> Vec<Diagnostic> {
         }
     }
     diags
+}
+
+/// Register model `m`, planned, for the models after it in a session on empty tables: a view,
+/// or (a mart) an empty table of its output `schema`.
+pub async fn register_planned(
+    ctx: &datafusion::prelude::SessionContext,
+    m: &crate::config::Model,
+    schema: SchemaRef,
+) -> crate::base::error::Result<()> {
+    match m.materialized {
+        Materialized::View => create_view(ctx, m).await,
+        Materialized::Table => {
+            ctx.register_table(m.name.as_str(), mem_table(schema, vec![])?)?;
+            Ok(())
+        }
+    }
 }
 
 /// Plan every derived column's SQL over its source's staging columns (C011 at its `sql`), before

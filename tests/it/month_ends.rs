@@ -17,7 +17,7 @@ const STATE_MARTS: &str = "description: Every state row, for the snapshot test.\
 /// A copy of the shipped configs and pipelines, plus a mart of every state row of each source
 /// with versions kept in snapshots; `snapshots: false` turns them off.
 fn project(dir: &Path, snapshots: bool) -> std::path::PathBuf {
-    let env = shipped_project(dir);
+    let env = shipped(dir, snapshots);
     let shipped = config_for("/nowhere", "/nowhere");
     let mut yaml = STATE_MARTS.to_string();
     for s in ["dossiers", "documents", "signature_events"] {
@@ -35,6 +35,12 @@ fn project(dir: &Path, snapshots: bool) -> std::path::PathBuf {
         }
     }
     std::fs::write(dir.join("pipelines/state_marts.yaml"), yaml).unwrap();
+    env
+}
+
+/// A copy of the shipped configs and pipelines; `snapshots: false` turns snapshots off.
+fn shipped(dir: &Path, snapshots: bool) -> std::path::PathBuf {
+    let env = shipped_project(dir);
     let mut text = std::fs::read_to_string(&env).unwrap();
     text.push_str(&format!("state_snapshots: {snapshots}\n"));
     std::fs::write(&env, text).unwrap();
@@ -61,6 +67,20 @@ fn tables(cfg: &Config) -> Vec<(String, Vec<String>)> {
         out.push((format!("state_{s}"), rows));
     }
     out
+}
+
+/// Run `args` on each (environment config, warehouse): the stderr of each, once it exited 0 or
+/// 1 (targets failing).
+fn run_both(runs: [(&Path, &str); 2], landing: &str, args: &[&str]) -> [String; 2] {
+    runs.map(|(env, wh)| {
+        let out = bin_with(env, landing, wh).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?} failed: {stderr}"
+        );
+        stderr
+    })
 }
 
 /// The months of `state/_snapshots.json`, per source (`source:month`), sorted.
@@ -134,22 +154,14 @@ fn daily_runs_over_snapshots_give_the_rows_of_runs_over_all_of_staging() {
     let off = load(&off_env, &landing, &off_whs);
 
     let step = |args: &[&str]| -> String {
-        let mut stderr_on = String::new();
-        for (env, wh) in [(&on_env, &on_whs), (&off_env, &off_whs)] {
-            let out = bin_with(env, &landing, wh).args(args).output().unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-            assert!(
-                matches!(out.status.code(), Some(0 | 1)),
-                "{args:?} failed: {stderr}"
-            );
-            if wh == &on_whs {
-                stderr_on = stderr;
-            } else {
-                assert!(written(&stderr).is_empty(), "snapshots written while off");
-            }
-        }
+        let [log, off_log] = run_both(
+            [(&on_env, &on_whs), (&off_env, &off_whs)].map(|(e, w)| (e.as_path(), w.as_str())),
+            &landing,
+            args,
+        );
+        assert!(written(&off_log).is_empty(), "snapshots written while off");
         assert_same(&tables(&on), &tables(&off), &format!("after {args:?}"));
-        stderr_on
+        log
     };
 
     // A backfill writes none: from all of staging, a snapshot costs as much as the marts.
@@ -258,4 +270,149 @@ fn daily_runs_over_snapshots_give_the_rows_of_runs_over_all_of_staging() {
         };
         assert_eq!(c.compression(), expected, "{file}: {name}");
     }
+}
+
+/// The `columns` of each record of `state/_snapshots.json` (`source:month` → columns; `None`:
+/// every staging column).
+fn recorded_columns(wh: &Path) -> Vec<(String, Option<Vec<String>>)> {
+    let text = std::fs::read_to_string(wh.join("state/_snapshots.json")).unwrap();
+    let v: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    v.iter()
+        .map(|c| {
+            let cols = c.get("columns").map(|cols| {
+                cols.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_str().unwrap().to_string())
+                    .collect()
+            });
+            (
+                format!(
+                    "{}:{}",
+                    c["source"].as_str().unwrap(),
+                    c["month"].as_str().unwrap()
+                ),
+                cols,
+            )
+        })
+        .collect()
+}
+
+/// The column names of the published snapshot file of `source` for `month`.
+fn file_columns(wh: &Path, source: &str, month: &str) -> Vec<String> {
+    use parquet::file::reader::FileReader;
+    let files = parquet_files(&wh.join(format!("state/{source}/period={month}")));
+    assert_eq!(files.len(), 1, "{files:?}");
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&files[0]).unwrap())
+            .unwrap();
+    let schema = reader.metadata().file_metadata().schema_descr_ptr();
+    schema
+        .root_schema()
+        .get_fields()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect()
+}
+
+/// A mart of the applicants seen per period: it reads a pseudonym column no shipped mart reads.
+const APPLICANTS: &str = "description: Applicants per period, for the snapshot test.
+models:
+  - name: applicants
+    description: Distinct applicants in the state per period.
+    sql: SELECT period, as_of, \"final\", count(DISTINCT applicant_id) AS applicants FROM dossiers_state GROUP BY period, as_of, \"final\"
+    columns:
+      - { name: period, description: The period. }
+      - { name: as_of, description: Its as-of day. }
+      - { name: final, description: Whether it is over. }
+      - { name: applicants, description: Distinct applicant ids. }
+";
+
+#[test]
+fn a_snapshot_keeps_the_columns_the_models_read_and_a_model_reading_another_makes_it_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = generate(dir.path(), "2022-02-01", "2022-04-03", "0.02")
+        .display()
+        .to_string();
+    let (on_dir, off_dir) = (dir.path().join("on"), dir.path().join("off"));
+    let on_env = shipped(&on_dir, true);
+    let off_env = shipped(&off_dir, false);
+    let (on_wh, off_wh) = (dir.path().join("wh-on"), dir.path().join("wh-off"));
+    let (on_whs, off_whs) = (on_wh.display().to_string(), off_wh.display().to_string());
+    let step = |args: &[&str]| -> String {
+        let [log, _] = run_both(
+            [(&on_env, &on_whs), (&off_env, &off_whs)].map(|(e, w)| (e.as_path(), w.as_str())),
+            &landing,
+            args,
+        );
+        let (on, off) = (
+            load(&on_env, &landing, &on_whs),
+            load(&off_env, &landing, &off_whs),
+        );
+        assert_same(&dump(&on), &dump(&off), &format!("after {args:?}"));
+        log
+    };
+    step(&["backfill", "--from", "2022-02-01", "--to", "2022-03-31"]);
+    let log = step(&["run", "--date", "2022-04-01"]);
+    assert_eq!(written(&log).len(), 3, "{log}");
+
+    // The shipped marts read none of the pseudonyms, nor the summary: the dossiers' snapshot
+    // holds what the record says, which is the key, the metadata and some columns, not those.
+    let cfg = load(&on_env, &landing, &on_whs);
+    let dossiers = cfg.sources.iter().find(|s| s.name == "dossiers").unwrap();
+    let records = recorded_columns(&on_wh);
+    let (_, kept) = records
+        .iter()
+        .find(|(k, _)| k == "dossiers:2022-03")
+        .unwrap();
+    let kept = kept.clone().expect("a new record lists its columns");
+    assert_eq!(file_columns(&on_wh, "dossiers", "2022-03"), kept);
+    for c in [
+        "dossier_id",
+        "unit_code",
+        "due_at",
+        "extract_date",
+        "source_file",
+        "source_position",
+    ] {
+        assert!(kept.iter().any(|k| k == c), "{c} not in {kept:?}");
+    }
+    for c in dossiers
+        .columns
+        .iter()
+        .filter(|c| c.pii)
+        .map(|c| c.name.as_str())
+        .chain(["summary"])
+    {
+        assert!(!kept.iter().any(|k| k == c), "{c} in {kept:?}");
+    }
+
+    // A mart that reads `applicant_id` through the state: the dossiers' snapshots (February's,
+    // written by the backfill, and March's) cannot serve it, so the next run writes March's
+    // again (from all of staging) with that column too, and February's record goes; the other
+    // sources' snapshots stay in use, and every table still equals the warehouse's without
+    // snapshots, the new mart's too.
+    assert_eq!(snapshots(&on_wh), months(&["2022-02", "2022-03"]));
+    for d in [&on_dir, &off_dir] {
+        std::fs::write(d.join("pipelines/applicants.yaml"), APPLICANTS).unwrap();
+    }
+    let log = step(&["run", "--date", "2022-04-02"]);
+    assert_eq!(written(&log), ["dossiers:2022-03 from -"], "{log}");
+    let mut left = months(&["2022-02", "2022-03"]);
+    left.retain(|m| m != "dossiers:2022-02");
+    assert_eq!(snapshots(&on_wh), left);
+    let cols = file_columns(&on_wh, "dossiers", "2022-03");
+    assert!(cols.iter().any(|c| c == "applicant_id"), "{cols:?}");
+    let applicants = |wh: &str, env: &Path| {
+        let cfg = load(env, &landing, wh);
+        query_lines(&cfg, "SELECT * FROM applicants ORDER BY period").unwrap()
+    };
+    let on_rows = applicants(&on_whs, &on_env);
+    assert!(!on_rows.is_empty());
+    assert_eq!(on_rows, applicants(&off_whs, &off_env));
+
+    // The next day reads it: nothing is written.
+    let log = step(&["run", "--date", "2022-04-03"]);
+    assert!(written(&log).is_empty(), "{log}");
+    assert_eq!(applicants(&on_whs, &on_env), applicants(&off_whs, &off_env));
 }
