@@ -324,7 +324,11 @@ impl Published {
     }
 
     fn is_published(&self, wh: &Location, o: &ObjectMeta) -> bool {
-        let rel = wh.relative(&o.location);
+        self.is_published_at(wh.relative(&o.location))
+    }
+
+    /// Whether the part at `rel` (relative to the warehouse root) is its folder's published one.
+    fn is_published_at(&self, rel: &str) -> bool {
         let Some((folder, name)) = rel.rsplit_once('/') else {
             return false;
         };
@@ -338,37 +342,46 @@ fn is_part(o: &ObjectMeta) -> bool {
     n.starts_with("part-") && n.ends_with(".parquet")
 }
 
+/// The areas whose `part-*.parquet` files are published by a record, and the other areas a
+/// run writes to.
+const PART_AREAS: [&str; 4] = ["staging", "quarantine", "marts", "state"];
+const OTHER_AREAS: [&str; 3] = ["ledger", "reports", "runs"];
+
 /// Remove every unpublished file of the warehouse (a dead run's, or a superseded version); run
 /// under the warehouse lock. Returns how many files were removed.
 pub async fn vacuum(wh: &Location) -> Result<usize> {
     let t0 = std::time::Instant::now();
     let published = Published::load(wh).await?;
     let loaded = t0.elapsed().as_millis() as u64;
-    let mut removed = 0;
-    // The areas listed at once (a local store walks each folder on the blocking pool).
-    let areas = ["staging", "quarantine", "marts", "state"];
-    let listed = futures::future::try_join_all(areas.map(|area| wh.list(area))).await?;
-    for o in listed.into_iter().flatten() {
-        if is_part(&o) && !published.is_published(wh, &o) {
-            wh.delete(&o.location).await?;
-            removed += 1;
+    let removed = match wh.local_root() {
+        // A local warehouse: one walk of each area, the areas in parallel and no `stat` per
+        // entry, finds both the unpublished parts and the temporaries of a killed put (which the
+        // store's listing does not show).
+        Some(root) => {
+            use rayon::prelude::*;
+            let areas: Vec<(&str, bool)> = PART_AREAS
+                .iter()
+                .map(|a| (*a, true))
+                .chain(OTHER_AREAS.iter().map(|a| (*a, false)))
+                .collect();
+            areas
+                .par_iter()
+                .map(|(area, parts)| sweep(&root, area, parts.then_some(&published)))
+                .try_reduce(|| 0, |a, b| Ok(a + b))?
         }
-    }
-    if let Some(root) = wh.local_root() {
-        use rayon::prelude::*;
-        removed += [
-            "staging",
-            "quarantine",
-            "marts",
-            "state",
-            "ledger",
-            "reports",
-            "runs",
-        ]
-        .par_iter()
-        .map(|area| remove_staged_uploads(&root.join(area)))
-        .sum::<usize>();
-    }
+        None => {
+            let listed =
+                futures::future::try_join_all(PART_AREAS.map(|area| wh.list(area))).await?;
+            let mut removed = 0;
+            for o in listed.into_iter().flatten() {
+                if is_part(&o) && !published.is_published(wh, &o) {
+                    wh.delete(&o.location).await?;
+                    removed += 1;
+                }
+            }
+            removed
+        }
+    };
     if removed > 0 {
         tracing::info!(files = removed, "removed unpublished files of earlier runs");
     }
@@ -380,27 +393,42 @@ pub async fn vacuum(wh: &Location) -> Result<usize> {
     Ok(removed)
 }
 
-/// On a local disk, a put writes `<name>#<n>` and renames it; a process killed mid-put leaves
-/// that file, which the store never lists. Remove them (under the lock: no put is in flight).
-fn remove_staged_uploads(dir: &std::path::Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
+/// Remove, in `root`'s folder `rel` and the folders in it, what a local warehouse must not keep:
+/// the temporaries of a killed put (a put writes `<name>#<n>` and renames it; under the lock no
+/// put is in flight) and, with `published`, every `part-*.parquet` that is not its folder's
+/// published part. Entry types come from the folders' listings: no `stat` per file.
+fn sweep(root: &std::path::Path, rel: &str, published: Option<&Published>) -> Result<usize> {
+    let Ok(rd) = std::fs::read_dir(root.join(rel)) else {
+        return Ok(0);
     };
     let mut removed = 0;
     for e in rd.flatten() {
-        let path = e.path();
-        // The entry's type from the folder's listing: no `stat` per file.
+        let name = e.file_name().to_string_lossy().into_owned();
+        let at = format!("{rel}/{name}");
         if e.file_type().is_ok_and(|t| t.is_dir()) {
-            removed += remove_staged_uploads(&path);
+            removed += sweep(root, &at, published)?;
             continue;
         }
-        let name = e.file_name().to_string_lossy().into_owned();
         let staged = name
             .rsplit_once('#')
             .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if staged && std::fs::remove_file(&path).is_ok() {
-            removed += 1;
+        if staged {
+            removed += usize::from(std::fs::remove_file(e.path()).is_ok());
+            continue;
+        }
+        let part = name.starts_with("part-") && name.ends_with(".parquet");
+        if part && published.is_some_and(|p| !p.is_published_at(&at)) {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => removed += 1,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    return Err(crate::base::error::Error::io(
+                        format!("cannot remove {}", e.path().display()),
+                        err,
+                    ))
+                }
+            }
         }
     }
-    removed
+    Ok(removed)
 }

@@ -416,3 +416,120 @@ fn a_snapshot_keeps_the_columns_the_models_read_and_a_model_reading_another_make
     assert!(written(&log).is_empty(), "{log}");
     assert_eq!(applicants(&on_whs, &on_env), applicants(&off_whs, &off_env));
 }
+
+/// Models that read columns in the ways that are easy to miss: through a view model, in a
+/// correlated subquery's condition, and all of them at once.
+const READERS: &str = "description: Readers of unusual columns, for the snapshot columns test.
+models:
+  - name: contacts
+    description: A view over the state, read by the mart below.
+    materialized: view
+    sql: SELECT period, as_of, \"final\", dossier_id, applicant_email FROM dossiers_state
+    columns:
+      - { name: period, description: The period. }
+      - { name: as_of, description: Its as-of day. }
+      - { name: final, description: Whether it is over. }
+      - { name: dossier_id, description: The dossier. }
+      - { name: applicant_email, description: The pseudonym. }
+  - name: emails
+    description: E-mails per period, through the view.
+    sql: SELECT period, as_of, \"final\", count(DISTINCT applicant_email) AS emails FROM contacts GROUP BY period, as_of, \"final\"
+    columns:
+      - { name: period, description: The period. }
+      - { name: as_of, description: Its as-of day. }
+      - { name: final, description: Whether it is over. }
+      - { name: emails, description: Distinct e-mails. }
+  - name: repeat_applicants
+    description: Dossiers whose applicant has another dossier in the state.
+    sql: SELECT period, as_of, \"final\", count(*) AS repeats FROM dossiers_state s WHERE EXISTS (SELECT 1 FROM dossiers_state t WHERE t.period = s.period AND t.applicant_phone = s.applicant_phone AND t.dossier_id <> s.dossier_id) GROUP BY period, as_of, \"final\"
+    columns:
+      - { name: period, description: The period. }
+      - { name: as_of, description: Its as-of day. }
+      - { name: final, description: Whether it is over. }
+      - { name: repeats, description: Dossiers with a repeat applicant. }
+  - name: signing_rows
+    description: Every state row of the signing events.
+    sql: SELECT * FROM signature_events_state
+    columns:
+";
+
+#[test]
+fn the_columns_a_snapshot_keeps_include_every_column_a_model_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = shipped(dir.path(), true);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let columns = |cfg: &Config| {
+        rt.block_on(cchc::warehouse::snapshots::columns_read(cfg))
+            .unwrap()
+    };
+    let names = |cfg: &Config, source: &str| -> Vec<String> {
+        let s = cfg.sources.iter().find(|s| s.name == source).unwrap();
+        s.columns
+            .iter()
+            .map(|c| c.name.clone())
+            .chain(cchc::config::META_COLUMNS.map(String::from))
+            .collect()
+    };
+
+    // The shipped marts: the key, the metadata, the unit and the columns the figures use, in
+    // staging order; no pseudonym.
+    let shipped = load(&env, "/nowhere", "/nowhere");
+    let kept = columns(&shipped);
+    assert_eq!(
+        kept.keys().collect::<Vec<_>>(),
+        ["documents", "dossiers", "signature_events"]
+    );
+    let dossiers = &kept["dossiers"];
+    for c in [
+        "dossier_id",
+        "unit_code",
+        "received_at",
+        "due_at",
+        "status",
+        "apologies",
+    ] {
+        assert!(dossiers.iter().any(|k| k == c), "{c} not in {dossiers:?}");
+    }
+    for c in [
+        "applicant_name",
+        "applicant_id",
+        "applicant_phone",
+        "applicant_email",
+        "summary",
+    ] {
+        assert!(!dossiers.iter().any(|k| k == c), "{c} in {dossiers:?}");
+    }
+    let order = names(&shipped, "dossiers");
+    let mut sorted = dossiers.clone();
+    sorted.sort_by_key(|c| order.iter().position(|o| o == c));
+    assert_eq!(&sorted, dossiers);
+    assert!(dossiers.ends_with(&cchc::config::META_COLUMNS.map(String::from)));
+
+    // A column read through a view model, one read only in a correlated subquery, and a state
+    // view read whole.
+    let mut yaml = READERS.to_string();
+    let signing = shipped
+        .sources
+        .iter()
+        .find(|s| s.name == "signature_events")
+        .unwrap();
+    for c in cchc::warehouse::state::PERIOD_COLUMNS
+        .into_iter()
+        .chain(cchc::warehouse::state::version_columns(signing))
+    {
+        yaml.push_str(&format!(
+            "      - {{ name: {c}, description: The view's column. }}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("pipelines/readers.yaml"), yaml).unwrap();
+    let cfg = load(&env, "/nowhere", "/nowhere");
+    let kept = columns(&cfg);
+    for c in ["applicant_email", "applicant_phone"] {
+        assert!(
+            kept["dossiers"].iter().any(|k| k == c),
+            "{c} not in {:?}",
+            kept["dossiers"]
+        );
+    }
+    assert_eq!(kept["signature_events"], names(&cfg, "signature_events"));
+}

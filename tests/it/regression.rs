@@ -79,9 +79,27 @@ fn a_writer_after_a_clean_one_skips_the_opening_vacuum_and_not_otherwise() {
         .to_path_buf();
     let stray = folder.join("part-19700101T000000000Z-1.parquet");
     std::fs::write(&stray, b"not published").unwrap();
+    // And what a put killed before its rename leaves, in a part area and in another.
+    let temps = [
+        folder.join("part-19700101T000000000Z-2.parquet#12"),
+        wh.join("ledger").join("entry.json#345"),
+    ];
+    for t in &temps {
+        std::fs::create_dir_all(t.parent().unwrap()).unwrap();
+        std::fs::write(t, b"half written").unwrap();
+    }
+    let parts = parquet_files(&wh).len();
     std::fs::remove_file(&marker).unwrap();
     assert_eq!(refresh(), 2, "without the marker: the opening vacuum too");
     assert!(!stray.exists(), "the unpublished file was removed");
+    for t in &temps {
+        assert!(!t.exists(), "{} was removed", t.display());
+    }
+    assert_eq!(
+        parquet_files(&wh).len(),
+        parts - 1,
+        "only the unpublished part went"
+    );
     assert!(marker.exists());
 }
 
