@@ -176,7 +176,14 @@ fn marts_on_a_ballista_cluster_equal_the_local_engine() {
         Some(3) => assert!(stderr.contains("error"), "{stderr}"),
         other => panic!("{other:?}: {stderr}"),
     }
-    assert!(tables(&landing, wh, ep, &[]) == local, "a partial publish");
+    // A difference names the table, its first differing row, how the refresh ended and its log.
+    assert_same(
+        &local,
+        &tables(&landing, wh, ep, &[]),
+        &format!(
+            "a partial publish after a refresh that ended with {status:?}; its log:\n{stderr}"
+        ),
+    );
 
     // No scheduler: exit 3 at once, with the address.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
