@@ -218,9 +218,16 @@ impl EngineConfig {
     /// shares and spilled: 0.87–0.93 s against 0.99–1.05 s); since each mart aggregates only the
     /// rows its figures count, none spills and two at a time is faster there too (a month's
     /// first day: marts computed 282–315 → 246–248 ms, peak 307 → 335 MB; the year's last day
-    /// run again 460–471 → 413–430 ms).
+    /// run again 460–471 → 413–430 ms). On a Ballista cluster, one at a time unless `threads`
+    /// says otherwise: a job that lost an executor while another job ran beside it returned
+    /// some rows twice (the cluster test's executor kill, `mart_dossiers` of the year), which
+    /// one job at a time had not shown.
     pub fn marts_at_once(&self) -> usize {
-        self.threads.unwrap_or(2)
+        match (self.threads, &self.cluster) {
+            (Some(n), _) => n,
+            (None, Some(_)) => 1,
+            (None, None) => 2,
+        }
     }
 }
 
