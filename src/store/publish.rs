@@ -338,8 +338,12 @@ impl Published {
 }
 
 fn is_part(o: &ObjectMeta) -> bool {
-    let n = file_name(&o.location);
-    n.starts_with("part-") && n.ends_with(".parquet")
+    is_part_name(file_name(&o.location))
+}
+
+/// Whether a file's name is a part's (`part-*.parquet`).
+fn is_part_name(name: &str) -> bool {
+    name.starts_with("part-") && name.ends_with(".parquet")
 }
 
 /// The areas whose `part-*.parquet` files are published by a record, and the other areas a
@@ -416,8 +420,7 @@ fn sweep(root: &std::path::Path, rel: &str, published: Option<&Published>) -> Re
             removed += usize::from(std::fs::remove_file(e.path()).is_ok());
             continue;
         }
-        let part = name.starts_with("part-") && name.ends_with(".parquet");
-        if part && published.is_some_and(|p| !p.is_published_at(&at)) {
+        if is_part_name(&name) && published.is_some_and(|p| !p.is_published_at(&at)) {
             match std::fs::remove_file(e.path()) {
                 Ok(()) => removed += 1,
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}

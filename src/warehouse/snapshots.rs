@@ -281,7 +281,8 @@ impl Plan {
                 .map_err(|e| Error::Internal(format!("a snapshot's task failed: {e}")))
                 .and_then(|r| r);
             match outcome {
-                Ok((source, file, columns)) => {
+                Ok((source, file)) => {
+                    let columns = kept_columns.get(&source).cloned().unwrap_or_default();
                     self.usable.entry(source.clone()).or_default().insert(
                         month.end,
                         Snapshot {
@@ -377,12 +378,8 @@ struct SnapshotWrite {
 }
 
 impl SnapshotWrite {
-    /// Stream the plan's rows to the file; returns the source, the file and its columns.
-    async fn run(
-        self,
-        ctx: &SessionContext,
-        wh: &Location,
-    ) -> Result<(String, String, Vec<String>)> {
+    /// Stream the plan's rows to the file; returns the source and the file.
+    async fn run(self, ctx: &SessionContext, wh: &Location) -> Result<(String, String)> {
         let staging = staging_schema(&self.source);
         let kept: Vec<usize> = self
             .columns
@@ -437,7 +434,7 @@ impl SnapshotWrite {
             ms = self.t0.elapsed().as_millis() as u64,
             "state snapshot written"
         );
-        Ok((self.source.name, self.file, self.columns))
+        Ok((self.source.name, self.file))
     }
 }
 
